@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both set up first when needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-done
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+# The CPU build of torch; a CUDA site sets TORCH_SPEC to its own build before `make setup`.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup run test lint bench models clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(VENV)/bin/curbside models pull
+	touch $(STAMP)
+
+models: setup
+	$(VENV)/bin/curbside models pull
+
+run: setup
+	$(VENV)/bin/curbside run
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(PY) -m inference.bench --json var/bench.json
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Curbside: command line and settings that wire the engine, retrieval, tuning and the app together."""

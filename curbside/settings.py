@@ -1,0 +1,46 @@
+"""One typed settings object for every Curbside process: env vars (CURBSIDE_*) plus an optional file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Ports, data directory, model choice and engine limits.
+
+    Values come from, in order of precedence: explicit arguments, `CURBSIDE_*` environment variables,
+    the file named by `CURBSIDE_CONFIG` (dotenv format, `CURBSIDE_KEY=value` lines), the defaults below.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CURBSIDE_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    model: str = "smollm2-135m-instruct"
+    dtype: str = "float32"
+    device: str = "auto"
+    max_model_len: int | None = None
+    max_num_seqs: int = Field(128, ge=1)
+    max_num_batched_tokens: int = Field(1024, ge=16)
+    block_size: int = Field(16, ge=1)
+    kv_cache_memory: str | None = None
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+    enable_prefix_caching: bool = True
+    threads: int | None = None
+
+    @property
+    def model_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment and the optional `CURBSIDE_CONFIG` file, with explicit overrides."""
+    env_file = os.environ.get("CURBSIDE_CONFIG")
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(_env_file=env_file, **clean)  # type: ignore[call-arg]

@@ -1,0 +1,210 @@
+"""The synchronous engine: requests in, one scheduler step at a time, incremental outputs out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import psutil
+import torch
+
+from ..config import EngineConfig
+from ..errors import InvalidParameterError, PromptTooLongError
+from ..layers.sampler import Sampler
+from ..model_store import resolve_model
+from ..models.loader import load_model
+from ..outputs import CompletionOutput, RequestMetrics, RequestOutput
+from ..sampling_params import SamplingParams
+from .block_manager import BlockManager
+from .detokenizer import append_text, find_stop, streamable_length
+from .model_runner import ModelRunner, kv_bytes_per_block
+from .scheduler import Scheduler
+from .sequence import Sequence, Status
+
+log = logging.getLogger("curbside.engine")
+
+DEFAULT_CPU_KV_BYTES = 4 * 1024**3
+
+
+def load_tokenizer(path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+
+class LLMEngine:
+    def __init__(self, config: EngineConfig):
+        self.config = config
+        if config.device == "cpu":
+            torch.set_num_threads(config.threads or len(os.sched_getaffinity(0)))
+        self.model_path = resolve_model(config.model, config.data_dir / "models")
+        self.tokenizer = load_tokenizer(self.model_path)
+        from ..models.loader import read_hf_config
+
+        hf = read_hf_config(self.model_path)
+        max_len = min(config.max_model_len or hf.max_position_embeddings, hf.max_position_embeddings)
+        self.model, self.model_config, self.hf_config = load_model(
+            self.model_path, config.torch_dtype, config.device, max_len)
+        per_block = kv_bytes_per_block(self.model_config, config.block_size, config.torch_dtype)
+        num_blocks = max(self._kv_budget() // per_block, 1)
+        self.max_model_len = min(max_len, num_blocks * config.block_size)
+        self.block_manager = BlockManager(num_blocks, config.block_size, config.enable_prefix_caching)
+        self.scheduler = Scheduler(self.block_manager, config.max_num_seqs, config.max_num_batched_tokens)
+        self.runner = ModelRunner(self.model, self.model_config, num_blocks, config.block_size,
+                                  config.torch_dtype, config.device)
+        self.sampler = Sampler(config.device, config.seed)
+        self.eos_token_ids = self._eos_ids()
+        self.requests: dict[str, Sequence] = {}
+        self.stats = {"prompt_tokens": 0, "generation_tokens": 0, "steps": 0, "batched_tokens": 0}
+        log.info("engine ready: model=%s blocks=%d x %d tokens, max_model_len=%d, device=%s, dtype=%s",
+                 self.model_path, num_blocks, config.block_size, self.max_model_len, config.device, config.dtype)
+
+    def _kv_budget(self) -> int:
+        if self.config.kv_cache_memory:
+            return int(self.config.kv_cache_memory)
+        if self.config.device == "cpu":
+            return min(DEFAULT_CPU_KV_BYTES, int(psutil.virtual_memory().available * 0.3))
+        free, _ = torch.cuda.mem_get_info(torch.device(self.config.device))
+        return int(free * self.config.gpu_memory_utilization)
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (self.hf_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(source, int):
+                ids.add(source)
+            elif source:
+                ids.update(source)
+        gen = self.model_path / "generation_config.json"
+        if gen.exists():
+            import json
+
+            value = json.loads(gen.read_text()).get("eos_token_id")
+            ids.update([value] if isinstance(value, int) else value or [])
+        return ids
+
+    # requests ---------------------------------------------------------------------------------------
+
+    def encode(self, prompt: str | list[int]) -> tuple[str | None, list[int]]:
+        if isinstance(prompt, str):
+            if not prompt:
+                raise InvalidParameterError("prompt", prompt, "prompt is empty")
+            return prompt, self.tokenizer(prompt)["input_ids"]
+        if not isinstance(prompt, (list, tuple)) or not prompt:
+            raise InvalidParameterError("prompt", prompt, "expected a non-empty string or list of token ids")
+        vocab = self.model_config.vocab_size
+        bad = [t for t in prompt if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab]
+        if bad:
+            raise InvalidParameterError("prompt", bad[:5], f"token ids must be integers in [0, {vocab})")
+        return None, list(prompt)
+
+    def make_sequence(self, request_id: str, prompt: str | list[int],
+                      params: SamplingParams | None = None) -> Sequence:
+        """Validate and tokenize a request without touching engine state (safe from any thread)."""
+        params = params or SamplingParams()
+        text, ids = self.encode(prompt)
+        if len(ids) + params.max_tokens > self.max_model_len:
+            raise PromptTooLongError(len(ids), params.max_tokens, self.max_model_len)
+        return Sequence(request_id, ids, params, prompt=text)
+
+    def add_sequence(self, seq: Sequence) -> None:
+        if seq.request_id in self.requests:
+            raise InvalidParameterError("request_id", seq.request_id, "a request with this id is already running")
+        self.requests[seq.request_id] = seq
+        self.scheduler.add(seq)
+
+    def add_request(self, request_id: str, prompt: str | list[int], params: SamplingParams | None = None) -> None:
+        self.add_sequence(self.make_sequence(request_id, prompt, params))
+
+    def abort(self, request_id: str) -> bool:
+        """Stop a request now and free its blocks; False when it is unknown or already finished."""
+        seq = self.requests.pop(request_id, None)
+        if seq is None:
+            return False
+        seq.finish_reason = "abort"
+        self.scheduler.finish(seq)
+        self.sampler.forget(request_id)
+        return True
+
+    def has_unfinished_requests(self) -> bool:
+        return self.scheduler.has_unfinished()
+
+    @property
+    def num_running(self) -> int:
+        return len(self.scheduler.running)
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self.scheduler.waiting)
+
+    # the loop ---------------------------------------------------------------------------------------
+
+    def step(self) -> list[RequestOutput]:
+        """Schedule, run one batched forward, sample, and report every request that made progress."""
+        batch = self.scheduler.schedule()
+        if not batch:
+            return []
+        now = time.monotonic()
+        logits = self.runner.run(batch)
+        samplers = [s for s, n in zip(batch.seqs, batch.num_new_tokens, strict=True)
+                    if s.num_computed_tokens + n == s.num_tokens]
+        tokens, logprobs = self.sampler(logits, samplers) if samplers else ([], [])
+        self.stats["steps"] += 1
+        self.stats["batched_tokens"] += batch.num_tokens
+        for seq, n in zip(batch.seqs, batch.num_new_tokens, strict=True):
+            if seq.first_scheduled_time is None:
+                seq.first_scheduled_time = now
+            if seq.num_computed_tokens < seq.num_prompt_tokens:
+                self.stats["prompt_tokens"] += min(n, seq.num_prompt_tokens - seq.num_computed_tokens)
+            seq.num_computed_tokens += n
+            self.block_manager.register_computed(seq)
+        outputs = []
+        done = time.monotonic()
+        for seq, token, lp in zip(samplers, tokens, logprobs, strict=True):
+            self._append(seq, token, lp, done)
+            outputs.append(self._output(seq))
+            if seq.finished:
+                self.requests.pop(seq.request_id, None)
+                self.sampler.forget(seq.request_id)
+        return outputs
+
+    def _append(self, seq: Sequence, token: int, lp, now: float) -> None:
+        seq.token_ids.append(token)
+        self.stats["generation_tokens"] += 1
+        seq.first_token_time = seq.first_token_time or now
+        seq.last_token_time = now
+        if lp is not None:
+            seq.logprobs.append(lp)
+        p = seq.params
+        reason = None
+        if (token in self.eos_token_ids and not p.ignore_eos) or token in p.stop_token_ids:
+            reason, seq.stop_reason = "stop", (token if token in p.stop_token_ids else None)
+        else:
+            new = append_text(self.tokenizer, seq)
+            if find_stop(seq, len(new)) is not None:
+                reason = "stop"
+        if reason is None and (seq.num_output_tokens >= p.max_tokens or seq.num_tokens >= self.max_model_len):
+            reason = "length"
+        if reason is not None:
+            seq.finish_reason = reason
+            self.scheduler.finish(seq)
+
+    def _output(self, seq: Sequence) -> RequestOutput:
+        upto = streamable_length(seq)
+        delta_text = seq.output_text[seq.emitted_text_len:upto]
+        seq.emitted_text_len = max(seq.emitted_text_len, upto)
+        out_ids = seq.output_token_ids
+        delta_ids = out_ids[seq.emitted_token_len:]
+        seq.emitted_token_len = len(out_ids)
+        return RequestOutput(
+            request_id=seq.request_id,
+            prompt=seq.prompt,
+            prompt_token_ids=seq.prompt_token_ids,
+            outputs=[CompletionOutput(0, seq.output_text, list(out_ids), seq.finish_reason, seq.stop_reason,
+                                      list(seq.logprobs) if seq.params.logprobs is not None else None)],
+            finished=seq.status is Status.FINISHED,
+            metrics=RequestMetrics(seq.arrival_time, seq.first_scheduled_time, seq.first_token_time,
+                                   seq.last_token_time, seq.num_cached_tokens, seq.num_preemptions),
+            delta_text=delta_text,
+            delta_token_ids=delta_ids,
+        )

@@ -1,0 +1,97 @@
+"""Continuous batching: every step, running sequences first, then waiting ones, under a token budget.
+
+Long prompts are prefilled in chunks so decodes keep flowing. When blocks run out, the most recently
+admitted running sequence is preempted: its blocks are freed and it goes back to the front of the
+waiting queue, to be recomputed (prompt plus what it had generated) later.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from .block_manager import BlockManager
+from .sequence import Sequence, Status
+
+
+@dataclass
+class ScheduledBatch:
+    """Sequences and how many tokens each computes this step (prefill chunks first, then decodes)."""
+
+    seqs: list[Sequence]
+    num_new_tokens: list[int]
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(self.num_new_tokens)
+
+    def __bool__(self) -> bool:
+        return bool(self.seqs)
+
+
+class Scheduler:
+    def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_num_batched_tokens: int):
+        self.bm = block_manager
+        self.max_num_seqs = max_num_seqs
+        self.max_num_batched_tokens = max_num_batched_tokens
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self.num_preemptions = 0
+
+    def add(self, seq: Sequence) -> None:
+        self.waiting.append(seq)
+
+    def has_unfinished(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def _preempt(self, seq: Sequence) -> None:
+        self.bm.free_sequence(seq)
+        seq.status = Status.WAITING
+        seq.num_preemptions += 1
+        self.num_preemptions += 1
+        self.waiting.appendleft(seq)
+
+    def schedule(self) -> ScheduledBatch:
+        budget = self.max_num_batched_tokens
+        chosen: list[tuple[Sequence, int]] = []
+        preempted = self.num_preemptions
+        i = 0
+        while i < len(self.running) and budget > 0:
+            seq = self.running[i]
+            n = min(seq.num_tokens - seq.num_computed_tokens, budget)
+            while not self.bm.can_grow(seq, n):
+                victim = self.running.pop()
+                self._preempt(victim)
+                if victim is seq:
+                    break
+            else:
+                self.bm.grow(seq, n)
+                chosen.append((seq, n))
+                budget -= n
+                i += 1
+                continue
+            break  # the current sequence preempted itself; everything after it is gone too
+        if self.num_preemptions == preempted:  # no admissions in a step that had to preempt
+            while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
+                seq = self.waiting[0]
+                n_left = seq.num_tokens - len(self.bm.match_prefix(seq)) * self.bm.block_size
+                n = min(n_left, budget)
+                if not self.bm.allocate_prompt(seq, n):
+                    break
+                n = min(seq.num_tokens - seq.num_computed_tokens, budget)
+                self.waiting.popleft()
+                seq.status = Status.RUNNING
+                self.running.append(seq)
+                chosen.append((seq, n))
+                budget -= n
+        chosen.sort(key=lambda c: c[1] == 1)  # prefill chunks first, single-token steps last
+        return ScheduledBatch([c[0] for c in chosen], [c[1] for c in chosen])
+
+    def finish(self, seq: Sequence) -> None:
+        """Release a finished or aborted sequence wherever it is."""
+        if seq in self.running:
+            self.running.remove(seq)
+        elif seq in self.waiting:
+            self.waiting.remove(seq)
+        self.bm.free_sequence(seq)
+        seq.status = Status.FINISHED
