@@ -31,7 +31,8 @@ class BlockManager:
         self.block_size = block_size
         self.enable_prefix_caching = enable_prefix_caching
         self.blocks = [Block(i) for i in range(num_blocks)]
-        self.free: OrderedDict[int, None] = OrderedDict((i, None) for i in range(num_blocks))
+        # Block 0 is never handed out: it stays zeroed and padded attention reads point at it.
+        self.free: OrderedDict[int, None] = OrderedDict((i, None) for i in range(1, num_blocks))
         self.cached: dict[int, int] = {}  # chain hash -> block id
         self.prefix_queries = 0  # prompt tokens looked up in the prefix cache
         self.prefix_hits = 0  # of those, tokens served from it
@@ -45,7 +46,7 @@ class BlockManager:
         return len(self.free)
 
     def usage(self) -> float:
-        return 1.0 - len(self.free) / max(len(self.blocks), 1)
+        return 1.0 - len(self.free) / max(len(self.blocks) - 1, 1)
 
     def blocks_needed(self, num_tokens: int) -> int:
         return -(-num_tokens // self.block_size)

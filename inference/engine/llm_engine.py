@@ -24,7 +24,7 @@ from .sequence import Sequence, Status
 
 log = logging.getLogger("curbside.engine")
 
-DEFAULT_CPU_KV_BYTES = 4 * 1024**3
+DEFAULT_CPU_KV_BYTES = 2 * 1024**3
 
 
 def load_tokenizer(path):
@@ -47,8 +47,8 @@ class LLMEngine:
         self.model, self.model_config, self.hf_config = load_model(
             self.model_path, config.torch_dtype, config.device, max_len)
         per_block = kv_bytes_per_block(self.model_config, config.block_size, config.torch_dtype)
-        num_blocks = max(self._kv_budget() // per_block, 1)
-        self.max_model_len = min(max_len, num_blocks * config.block_size)
+        num_blocks = max(self._kv_budget() // per_block, 2)
+        self.max_model_len = min(max_len, (num_blocks - 1) * config.block_size)
         self.block_manager = BlockManager(num_blocks, config.block_size, config.enable_prefix_caching)
         self.scheduler = Scheduler(self.block_manager, config.max_num_seqs, config.max_num_batched_tokens)
         self.runner = ModelRunner(self.model, self.model_config, num_blocks, config.block_size,

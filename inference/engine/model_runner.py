@@ -21,11 +21,18 @@ class ModelRunner:
         self.model, self.cfg = model, cfg
         self.block_size, self.device = block_size, device
         shape = (num_blocks, block_size, cfg.num_kv_heads, cfg.head_dim)
-        self.kv_caches = [(torch.zeros(shape, dtype=dtype, device=device),
-                           torch.zeros(shape, dtype=dtype, device=device)) for _ in range(cfg.num_layers)]
+        # Uninitialised pools cost no resident memory until used; block 0 (the padding target) is zeroed
+        # so masked-out reads can never inject NaN.
+        self.kv_caches = []
+        for _ in range(cfg.num_layers):
+            k, v = torch.empty(shape, dtype=dtype, device=device), torch.empty(shape, dtype=dtype, device=device)
+            k[0].zero_()
+            v[0].zero_()
+            self.kv_caches.append((k, v))
 
-    def _slots(self, block_tables: list[list[int]], num_slots: int) -> torch.Tensor:
-        """Cache slots [B, num_slots] of the first num_slots positions of each block table (padded with 0)."""
+    def _slots(self, block_tables: list[list[int]], num_slots: int, lengths: list[int] | None = None) -> torch.Tensor:
+        """Cache slots [B, num_slots] of the first positions of each block table; positions at or past
+        a row's length point at the zeroed slot 0."""
         bs = self.block_size
         width = -(-num_slots // bs)
         table = np.zeros((len(block_tables), width), dtype=np.int64)
@@ -33,6 +40,8 @@ class ModelRunner:
             n = min(len(bt), width)
             table[row, :n] = bt[:n]
         slots = (table[:, :, None] * bs + np.arange(bs)[None, None, :]).reshape(len(block_tables), -1)
+        if lengths is not None:
+            slots[np.arange(slots.shape[1])[None, :] >= np.asarray(lengths)[:, None]] = 0
         return torch.from_numpy(np.ascontiguousarray(slots[:, :num_slots])).to(self.device)
 
     def prepare(self, batch: ScheduledBatch):
@@ -70,9 +79,10 @@ class ModelRunner:
             seqs = [batch.seqs[i] for i in decode_rows]
             ctx = [s.num_computed_tokens + 1 for s in seqs]
             max_ctx = max(ctx)
-            meta.decode_slots = self._slots([s.block_table for s in seqs], max_ctx)
-            lens = torch.tensor(ctx, device=self.device)
-            meta.decode_mask = (torch.arange(max_ctx, device=self.device)[None, :] < lens[:, None])[:, None, None, :]
+            meta.decode_slots = self._slots([s.block_table for s in seqs], max_ctx, ctx)
+            if min(ctx) < max_ctx:  # ragged: mask the padding
+                lens = torch.tensor(ctx, device=self.device)
+                meta.decode_mask = (torch.arange(max_ctx, device=self.device)[None, :] < lens[:, None])[:, None, None, :]
         ids = torch.tensor(input_ids, device=self.device)
         pos = torch.tensor(positions, device=self.device)
         return ids, pos, meta, sample_rows
