@@ -17,6 +17,7 @@ from ..models.loader import load_model
 from ..outputs import CompletionOutput, RequestMetrics, RequestOutput
 from ..sampling_params import SamplingParams
 from .block_manager import BlockManager
+from .cpu_allocator import keep_freed_memory
 from .detokenizer import append_text, find_stop, streamable_length
 from .model_runner import ModelRunner, kv_bytes_per_block
 from .scheduler import Scheduler
@@ -38,6 +39,7 @@ class LLMEngine:
         self.config = config
         if config.device == "cpu":
             torch.set_num_threads(config.threads or len(os.sched_getaffinity(0)))
+            keep_freed_memory()
         self.model_path = resolve_model(config.model, config.data_dir / "models")
         self.tokenizer = load_tokenizer(self.model_path)
         from ..models.loader import read_hf_config
@@ -89,14 +91,16 @@ class LLMEngine:
         if isinstance(prompt, str):
             if not prompt:
                 raise InvalidParameterError("prompt", prompt, "prompt is empty")
-            return prompt, self.tokenizer(prompt)["input_ids"]
-        if not isinstance(prompt, (list, tuple)) or not prompt:
+            text, ids = prompt, self.tokenizer(prompt)["input_ids"]
+        elif isinstance(prompt, (list, tuple)) and prompt:
+            text, ids = None, list(prompt)
+        else:
             raise InvalidParameterError("prompt", prompt, "expected a non-empty string or list of token ids")
         vocab = self.model_config.vocab_size
-        bad = [t for t in prompt if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab]
+        bad = [t for t in ids if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab]
         if bad:
             raise InvalidParameterError("prompt", bad[:5], f"token ids must be integers in [0, {vocab})")
-        return None, list(prompt)
+        return text, ids
 
     def make_sequence(self, request_id: str, prompt: str | list[int],
                       params: SamplingParams | None = None) -> Sequence:

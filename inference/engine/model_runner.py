@@ -6,9 +6,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..layers.attention import AttentionMetadata, PrefillSpan
+from ..layers.attention import DECODE_CHUNK, AttentionMetadata, DecodeChunk, PrefillSpan
 from ..models.llama import LlamaForCausalLM, ModelConfig
 from .scheduler import ScheduledBatch
+
+
+def zeros(shape: tuple[int, ...], dtype: torch.dtype, device: str) -> torch.Tensor:
+    """A zeroed KV pool. On CPU it comes from calloc'd pages, so memory becomes resident only as blocks
+    are used; zeros (not garbage) matter because masked-out slots are still read."""
+    if device != "cpu":
+        return torch.zeros(shape, dtype=dtype, device=device)
+    carrier = {2: np.int16, 4: np.float32, 1: np.int8}[dtype.itemsize]
+    return torch.from_numpy(np.zeros(shape, dtype=carrier)).view(dtype)
 
 
 def kv_bytes_per_block(cfg: ModelConfig, block_size: int, dtype: torch.dtype) -> int:
@@ -21,28 +30,16 @@ class ModelRunner:
         self.model, self.cfg = model, cfg
         self.block_size, self.device = block_size, device
         shape = (num_blocks, block_size, cfg.num_kv_heads, cfg.head_dim)
-        # Uninitialised pools cost no resident memory until used; block 0 (the padding target) is zeroed
-        # so masked-out reads can never inject NaN.
-        self.kv_caches = []
-        for _ in range(cfg.num_layers):
-            k, v = torch.empty(shape, dtype=dtype, device=device), torch.empty(shape, dtype=dtype, device=device)
-            k[0].zero_()
-            v[0].zero_()
-            self.kv_caches.append((k, v))
+        self.kv_caches = [(zeros(shape, dtype, device), zeros(shape, dtype, device))
+                          for _ in range(cfg.num_layers)]
 
-    def _slots(self, block_tables: list[list[int]], num_slots: int, lengths: list[int] | None = None) -> torch.Tensor:
-        """Cache slots [B, num_slots] of the first positions of each block table; positions at or past
-        a row's length point at the zeroed slot 0."""
-        bs = self.block_size
-        width = -(-num_slots // bs)
-        table = np.zeros((len(block_tables), width), dtype=np.int64)
+    def _block_tables(self, block_tables: list[list[int]], num_blocks: int) -> torch.Tensor:
+        """[B, num_blocks] block ids, padded with the zeroed block 0."""
+        table = np.zeros((len(block_tables), num_blocks), dtype=np.int64)
         for row, bt in enumerate(block_tables):
-            n = min(len(bt), width)
+            n = min(len(bt), num_blocks)
             table[row, :n] = bt[:n]
-        slots = (table[:, :, None] * bs + np.arange(bs)[None, None, :]).reshape(len(block_tables), -1)
-        if lengths is not None:
-            slots[np.arange(slots.shape[1])[None, :] >= np.asarray(lengths)[:, None]] = 0
-        return torch.from_numpy(np.ascontiguousarray(slots[:, :num_slots])).to(self.device)
+        return torch.from_numpy(table).to(self.device)
 
     def prepare(self, batch: ScheduledBatch):
         bs = self.block_size
@@ -64,10 +61,10 @@ class ModelRunner:
             elif start == 0:
                 prefills.append(PrefillSpan(row0, n, end, None, None))
             else:
-                slots = self._slots([bt], end)[0]
+                table = self._block_tables([bt], -(-end // bs))[0]
                 q_pos = torch.arange(start, end, device=self.device)
                 mask = torch.arange(end, device=self.device)[None, :] <= q_pos[:, None]
-                prefills.append(PrefillSpan(row0, n, end, slots, mask))
+                prefills.append(PrefillSpan(row0, n, end, table, mask))
             if end == seq.num_tokens:
                 sample_rows.append(len(input_ids) - 1)
         meta = AttentionMetadata(
@@ -75,14 +72,17 @@ class ModelRunner:
             prefills=prefills,
             num_prefill_tokens=len(input_ids) - len(decode_rows),
         )
-        if decode_rows:
-            seqs = [batch.seqs[i] for i in decode_rows]
+        first = meta.num_prefill_tokens
+        for c in range(0, len(decode_rows), DECODE_CHUNK):
+            seqs = [batch.seqs[i] for i in decode_rows[c:c + DECODE_CHUNK]]
             ctx = [s.num_computed_tokens + 1 for s in seqs]
-            max_ctx = max(ctx)
-            meta.decode_slots = self._slots([s.block_table for s in seqs], max_ctx, ctx)
-            if min(ctx) < max_ctx:  # ragged: mask the padding
-                lens = torch.tensor(ctx, device=self.device)
-                meta.decode_mask = (torch.arange(max_ctx, device=self.device)[None, :] < lens[:, None])[:, None, None, :]
+            num_blocks = -(-max(ctx) // bs)
+            mask = None
+            if min(ctx) < num_blocks * bs:  # mask the padding and each block's unused tail
+                width = torch.arange(num_blocks * bs, device=self.device)
+                mask = (width[None, :] < torch.tensor(ctx, device=self.device)[:, None])[:, None, None, :]
+            tables = self._block_tables([s.block_table for s in seqs], num_blocks)
+            meta.decodes.append(DecodeChunk(first + c, tables, mask))
         ids = torch.tensor(input_ids, device=self.device)
         pos = torch.tensor(positions, device=self.device)
         return ids, pos, meta, sample_rows

@@ -84,7 +84,9 @@ class Scheduler:
                 self.running.append(seq)
                 chosen.append((seq, n))
                 budget -= n
-        chosen.sort(key=lambda c: c[1] == 1)  # prefill chunks first, single-token steps last
+        # prefill chunks first; single-token steps last, by context length so that attention chunks
+        # of similar lengths waste little padding
+        chosen.sort(key=lambda c: (c[1] == 1, c[0].num_computed_tokens if c[1] == 1 else 0))
         return ScheduledBatch([c[0] for c in chosen], [c[1] for c in chosen])
 
     def finish(self, seq: Sequence) -> None:
