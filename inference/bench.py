@@ -89,7 +89,8 @@ def run_hf(model_path: str, dtype: str, prompts, max_out: int, batch_sizes: list
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).eval()
     pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
-    gen = dict(do_sample=False, max_new_tokens=max_out, min_new_tokens=max_out, pad_token_id=pad)
+    model.generation_config.eos_token_id = None  # like ignore_eos: every row runs to max_new_tokens
+    gen = dict(do_sample=False, max_new_tokens=max_out, pad_token_id=pad)
 
     def batch_inputs(batch):
         width = max(len(p) for p in batch)
@@ -102,7 +103,7 @@ def run_hf(model_path: str, dtype: str, prompts, max_out: int, batch_sizes: list
 
     with torch.inference_mode():
         ids, mask = batch_inputs(prompts[:2])
-        model.generate(input_ids=ids, attention_mask=mask, **{**gen, "max_new_tokens": 4, "min_new_tokens": 4})
+        model.generate(input_ids=ids, attention_mask=mask, **{**gen, "max_new_tokens": 4})
         results = {}
         for bs in batch_sizes:
             ttft, tpot, n_out = [], [], 0
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hf-batch-sizes", default="8,16,32")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--max-num-seqs", type=int, default=128)
-    ap.add_argument("--max-num-batched-tokens", type=int, default=1024)
+    ap.add_argument("--max-num-batched-tokens", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--data-dir", default="var")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)

@@ -37,7 +37,7 @@ class EngineConfig:
     data_dir: Path = Path("var")
     max_model_len: int | None = None
     max_num_seqs: int = 128
-    max_num_batched_tokens: int = 1024
+    max_num_batched_tokens: int = 2048
     block_size: int = 16
     kv_cache_memory: int | str | None = None
     gpu_memory_utilization: float = 0.85

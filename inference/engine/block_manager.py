@@ -114,19 +114,30 @@ class BlockManager:
         for _ in range(need):
             seq.block_table.append(self._take_free())
 
-    def register_computed(self, seq: Sequence) -> None:
-        """Publish the sequence's full, computed blocks in the prefix cache."""
+    def register_computed(self, seq: Sequence, upto: int | None = None) -> None:
+        """Publish the sequence's full blocks up to token `upto` (default: those computed) in the prefix cache.
+
+        The scheduler publishes blocks as soon as they are scheduled: every layer writes the whole step's
+        keys and values before any attention reads them, so a request admitted later in the same step can
+        already share them.
+        """
         if not self.enable_prefix_caching:
             return
         bs = self.block_size
         prev = None
-        for i in range(seq.num_computed_tokens // bs):
+        for i in range((seq.num_computed_tokens if upto is None else upto) // bs):
             block = self.blocks[seq.block_table[i]]
             if block.hash is None:
                 tokens = tuple(seq.token_ids[i * bs:(i + 1) * bs])
                 block.hash, block.tokens = chain_hash(prev, tokens), tokens
                 self.cached.setdefault(block.hash, block.block_id)
             prev = block.hash
+
+    def reset_prefix_cache(self) -> None:
+        """Forget every cached hash (after a failed step, whose blocks may hold partial results)."""
+        self.cached.clear()
+        for block in self.blocks:
+            block.hash, block.tokens = None, None
 
     def free_sequence(self, seq: Sequence) -> None:
         """Drop the sequence's references; the tail goes to the free queue first so it is evicted first."""

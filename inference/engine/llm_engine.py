@@ -149,7 +149,11 @@ class LLMEngine:
         if not batch:
             return []
         now = time.monotonic()
-        logits = self.runner.run(batch)
+        try:
+            logits = self.runner.run(batch)
+        except Exception:
+            self.block_manager.reset_prefix_cache()  # blocks published for this step were not computed
+            raise
         samplers = [s for s, n in zip(batch.seqs, batch.num_new_tokens, strict=True)
                     if s.num_computed_tokens + n == s.num_tokens]
         tokens, logprobs = self.sampler(logits, samplers) if samplers else ([], [])
@@ -161,7 +165,6 @@ class LLMEngine:
             if seq.num_computed_tokens < seq.num_prompt_tokens:
                 self.stats["prompt_tokens"] += min(n, seq.num_prompt_tokens - seq.num_computed_tokens)
             seq.num_computed_tokens += n
-            self.block_manager.register_computed(seq)
         outputs = []
         done = time.monotonic()
         for seq, token, lp in zip(samplers, tokens, logprobs, strict=True):

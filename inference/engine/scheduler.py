@@ -66,6 +66,7 @@ class Scheduler:
                     break
             else:
                 self.bm.grow(seq, n)
+                self.bm.register_computed(seq, seq.num_computed_tokens + n)
                 chosen.append((seq, n))
                 budget -= n
                 i += 1
@@ -80,6 +81,7 @@ class Scheduler:
                     break
                 n = min(seq.num_tokens - seq.num_computed_tokens, budget)
                 self.waiting.popleft()
+                self.bm.register_computed(seq, seq.num_computed_tokens + n)
                 seq.status = Status.RUNNING
                 self.running.append(seq)
                 chosen.append((seq, n))

@@ -49,11 +49,16 @@ def test_shared_prefix_matches_hf_with_prefix_caching_on_and_off(tiny_models, tm
     shared = random_prompts(1, 50, 50, seed=4)[0]
     prompts = random_prompts(5, 4, 20, seed=5, prefix=shared)
     llm = LLM(path, data_dir=tmp_path, enable_prefix_caching=prefix_caching, kv_cache_memory="16MiB")
-    first = llm.generate(prompts[:1], GREEDY)  # computes and publishes the shared blocks
-    rest = llm.generate(prompts[1:], GREEDY)
-    hits = [o.metrics.num_cached_tokens for o in rest]
-    assert all(h == (48 if prefix_caching else 0) for h in hits)
-    assert [o.token_ids for o in first + rest] == hf_greedy(path, prompts, GREEDY.max_tokens)
+    # All at once: later requests share blocks the first one computes in the same step.
+    together = llm.generate(prompts, GREEDY)
+    assert [o.metrics.num_cached_tokens for o in together] == [0] + [48 if prefix_caching else 0] * 4
+    # Later: every request finds the shared blocks (and its own earlier full blocks) still cached.
+    again = llm.generate(prompts, GREEDY)
+    hits = [o.metrics.num_cached_tokens for o in again]
+    assert all(h >= 48 for h in hits) if prefix_caching else all(h == 0 for h in hits)
+    expected = hf_greedy(path, prompts, GREEDY.max_tokens)
+    assert [o.token_ids for o in together] == expected
+    assert [o.token_ids for o in again] == expected
 
 
 def test_logprobs_match_hf_within_tolerance(tiny_models, tmp_path):

@@ -11,7 +11,8 @@ def make(num_blocks=64, block_size=4, max_num_seqs=8, budget=64):
 
 
 def add(s: Scheduler, n_tokens: int, rid: str) -> Sequence:
-    seq = Sequence(rid, list(range(1, n_tokens + 1)), SamplingParams())
+    base = 1000 * (len(s.waiting) + len(s.running) + 1)  # distinct prompts: no prefix sharing
+    seq = Sequence(rid, list(range(base, base + n_tokens)), SamplingParams())
     s.add(seq)
     return seq
 
@@ -86,3 +87,15 @@ def test_finish_releases_blocks_from_anywhere():
     s.finish(a)
     s.finish(waiting)
     assert not s.has_unfinished() and s.bm.num_free_blocks == s.bm.num_blocks - 1
+
+
+def test_a_prefix_scheduled_earlier_in_the_same_step_is_shared_at_admission():
+    s = make(budget=64)
+    prefix = list(range(500, 512))
+    a = Sequence("a", prefix + [1, 2], SamplingParams())
+    b = Sequence("b", prefix + [3, 4, 5], SamplingParams())
+    s.add(a)
+    s.add(b)
+    batch = s.schedule()
+    assert batch.num_new_tokens == [14, 3]  # b computes only its own suffix
+    assert b.num_cached_tokens == 12 and b.block_table[:3] == a.block_table[:3]
