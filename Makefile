@@ -25,7 +25,7 @@ models: setup
 	$(VENV)/bin/curbside models pull
 
 run: setup
-	$(VENV)/bin/curbside chat
+	$(VENV)/bin/curbside serve
 
 test: setup
 	$(VENV)/bin/python -m pytest -q

@@ -107,6 +107,33 @@ def cmd_chat(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    import logging
+
+    from inference import EngineConfig
+    from inference.server.main import InsecureBindError, serve
+    from inference.server.state import ServerConfig
+
+    s = load_settings(data_dir=args.data_dir, model=args.model, dtype=args.dtype, device=args.device,
+                      host=args.host, port=args.port, api_key=args.api_key, max_num_seqs=args.max_num_seqs,
+                      max_waiting=args.max_waiting)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServerConfig(
+        engine=EngineConfig(model=s.model, **_engine_kwargs(s)),
+        served_model_name=s.served_model_name or s.model,
+        api_key=s.api_key, max_waiting=s.max_waiting, max_body_bytes=s.max_body_bytes,
+        default_max_tokens=s.default_max_tokens, drain_timeout_s=s.drain_timeout_s,
+        embedding_model=None if args.no_embeddings else s.embedding_model,
+        embedding_max_batch=s.embedding_max_batch, embedding_max_delay_ms=s.embedding_max_delay_ms,
+    )
+    try:
+        serve(config, s.host, s.port)
+    except InsecureBindError as e:
+        print(f"curbside: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curbside", description=__doc__)
     parser.add_argument("--data-dir", help="data directory (default var/, or CURBSIDE_DATA_DIR)")
@@ -134,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stop", action="append")
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=cmd_generate)
+
+    sv = sub.add_parser("serve", help="the OpenAI-compatible inference server")
+    engine_opts(sv)
+    sv.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, help="port (default 8000)")
+    sv.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (or CURBSIDE_API_KEY)")
+    sv.add_argument("--max-num-seqs", type=int)
+    sv.add_argument("--max-waiting", type=int, help="waiting requests before 429")
+    sv.add_argument("--no-embeddings", action="store_true", help="do not load the embedding model")
+    sv.set_defaults(func=cmd_serve)
 
     c = sub.add_parser("chat", help="interactive streaming chat with the local model")
     engine_opts(c)

@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     enable_prefix_caching: bool = True
     threads: int | None = None
 
+    # the inference server
+    api_key: str | None = None
+    served_model_name: str | None = None
+    max_waiting: int = Field(256, ge=1)
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    default_max_tokens: int = Field(1024, ge=1)
+    drain_timeout_s: float = Field(30.0, ge=0)
+    embedding_model: str | None = "all-minilm-l6-v2"
+    embedding_max_batch: int = Field(64, ge=1)
+    embedding_max_delay_ms: float = Field(5.0, ge=0)
+
     @property
     def model_dir(self) -> Path:
         return self.data_dir / "models"

@@ -3,9 +3,9 @@
 import asyncio
 
 import pytest
+from support.models import hf_greedy
 
 from inference import AsyncLLMEngine, EngineConfig, InvalidParameterError, SamplingParams
-from support.models import hf_greedy
 
 
 @pytest.fixture(scope="module")

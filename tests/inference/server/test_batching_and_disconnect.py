@@ -1,0 +1,100 @@
+"""Concurrent streams share engine steps; a client that goes away frees its KV blocks at once."""
+
+import asyncio
+import re
+import time
+
+import httpx
+from support.server import MODEL
+
+
+def metric(server, name: str) -> float:
+    text = httpx.get(server.url + "/metrics", headers=server.headers(), timeout=30).text
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    assert m, f"{name} not in /metrics"
+    return float(m.group(1))
+
+
+def test_metrics_expose_the_documented_names(server):
+    text = httpx.get(server.url + "/metrics", headers=server.headers(), timeout=30).text
+    for name in ["curbside_num_requests_running", "curbside_num_requests_waiting", "curbside_kv_cache_usage_perc",
+                 "curbside_prefix_cache_hit_ratio", "curbside_prompt_tokens_total",
+                 "curbside_generation_tokens_total", "curbside_time_to_first_token_seconds_bucket",
+                 "curbside_inter_token_latency_seconds_bucket", "curbside_e2e_request_latency_seconds_bucket",
+                 "curbside_request_queue_time_seconds_bucket", "curbside_embedding_batch_size_bucket"]:
+        assert name in text, name
+
+
+def test_many_concurrent_streams_complete_in_shared_engine_steps(server):
+    steps0 = metric(server, "curbside_engine_steps_total")
+    seqs0 = metric(server, "curbside_engine_step_num_sequences_sum")
+
+    async def one(client, i):
+        body = {"model": MODEL, "messages": [{"role": "user", "content": f"Say something about {i}."}],
+                "max_tokens": 12, "temperature": 0, "stream": True, "ignore_eos": True}
+        chunks = []
+        async with client.stream("POST", server.base_url + "/chat/completions", json=body,
+                                 headers=server.headers()) as r:
+            assert r.status_code == 200
+            async for line in r.aiter_lines():
+                if line.startswith("data: "):
+                    chunks.append(line[6:])
+        return chunks
+
+    async def main():
+        async with httpx.AsyncClient(timeout=120) as client:
+            return await asyncio.gather(*(one(client, i) for i in range(16)))
+
+    results = asyncio.run(main())
+    assert all(r[-1] == "[DONE]" for r in results)
+    steps = metric(server, "curbside_engine_steps_total") - steps0
+    seqs = metric(server, "curbside_engine_step_num_sequences_sum") - seqs0
+    assert seqs / steps > 4, f"only {seqs / steps:.1f} sequences per step: streams were not batched"
+
+
+def test_embedding_requests_are_coalesced_into_batches(server):
+    count0 = metric(server, "curbside_embedding_batch_size_count")
+    texts0 = metric(server, "curbside_embedding_batch_size_sum")
+
+    async def main():
+        async with httpx.AsyncClient(timeout=60) as client:
+            rs = await asyncio.gather(*(client.post(server.base_url + "/embeddings", headers=server.headers(),
+                                                    json={"model": "all-minilm-l6-v2", "input": f"text {i}"})
+                                        for i in range(24)))
+        return [r.json()["data"][0]["embedding"] for r in rs]
+
+    vectors = asyncio.run(main())
+    assert len(vectors) == 24 and all(len(v) == 384 for v in vectors)
+    batches = metric(server, "curbside_embedding_batch_size_count") - count0
+    assert metric(server, "curbside_embedding_batch_size_sum") - texts0 == 24
+    assert batches < 24, "every request ran its own forward"
+
+
+def wait_idle(server, timeout=20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metric(server, "curbside_num_requests_running") == 0 and metric(server, "curbside_kv_cache_usage_perc") == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("blocks were not freed after the client disconnected")
+
+
+def test_a_disconnected_stream_is_aborted_and_frees_its_blocks(server):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Write a long story."}],
+            "max_tokens": 4000, "ignore_eos": True, "stream": True}
+    with httpx.stream("POST", server.base_url + "/chat/completions", json=body, headers=server.headers(),
+                      timeout=60) as r:
+        for i, _ in enumerate(r.iter_lines()):
+            if i > 5:
+                break
+        assert metric(server, "curbside_num_requests_running") >= 1
+    wait_idle(server)
+
+
+def test_a_disconnected_non_streaming_request_is_aborted_too(server):
+    body = {"model": MODEL, "prompt": "Once upon a time", "max_tokens": 4000, "ignore_eos": True}
+    try:
+        httpx.post(server.base_url + "/completions", json=body, headers=server.headers(), timeout=1.5)
+    except httpx.TimeoutException:
+        pass
+    wait_idle(server)
