@@ -116,7 +116,7 @@ def cmd_serve(args) -> int:
 
     s = load_settings(data_dir=args.data_dir, model=args.model, dtype=args.dtype, device=args.device,
                       host=args.host, port=args.port, api_key=args.api_key, max_num_seqs=args.max_num_seqs,
-                      max_waiting=args.max_waiting)
+                      max_num_batched_tokens=args.max_num_batched_tokens, max_waiting=args.max_waiting)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(
         engine=EngineConfig(model=s.model, **_engine_kwargs(s)),
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, help="port (default 8000)")
     sv.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (or CURBSIDE_API_KEY)")
     sv.add_argument("--max-num-seqs", type=int)
+    sv.add_argument("--max-num-batched-tokens", type=int, help="tokens per engine step (default 128)")
     sv.add_argument("--max-waiting", type=int, help="waiting requests before 429")
     sv.add_argument("--no-embeddings", action="store_true", help="do not load the embedding model")
     sv.set_defaults(func=cmd_serve)

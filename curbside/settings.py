@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     device: str = "auto"
     max_model_len: int | None = None
     max_num_seqs: int = Field(128, ge=1)
-    max_num_batched_tokens: int = Field(2048, ge=16)
+    # Per-step token budget of the served engine: small enough that a burst of prompts is prefilled a few
+    # at a time (first tokens sooner, decodes keep flowing); the offline LLM API defaults to 2048.
+    max_num_batched_tokens: int = Field(128, ge=16)
     block_size: int = Field(16, ge=1)
     kv_cache_memory: str | None = None
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)

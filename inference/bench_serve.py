@@ -176,13 +176,14 @@ class LocalServer:
             self.proc.kill()
 
 
-def offline_baseline(prompts, data_dir: str) -> float:
-    """Output tokens/s of the offline engine (LLM.generate) on the same prompts, in a fresh process."""
+def offline_baseline(prompts, data_dir: str, max_num_seqs: int | None) -> float:
+    """Output tokens/s of the offline engine (LLM.generate) on the same prompts, in a fresh process, batching
+    at most `max_num_seqs` sequences (the concurrency the server is compared at)."""
     code = (
         "import json,sys,time\n"
         "from inference import LLM, SamplingParams\n"
         "rows=json.load(sys.stdin)\n"
-        f"llm=LLM(data_dir={data_dir!r})\n"
+        f"llm=LLM(data_dir={data_dir!r}{f', max_num_seqs={max_num_seqs}' if max_num_seqs else ''})\n"
         "llm.generate([rows[0][0]], SamplingParams(max_tokens=2, temperature=0, ignore_eos=True))\n"
         "ps=[SamplingParams(max_tokens=m, temperature=0, ignore_eos=True) for _, m in rows]\n"
         "t=time.perf_counter(); outs=llm.generate([p for p, _ in rows], ps); dt=time.perf_counter()-t\n"
@@ -208,10 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-concurrency", type=int)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--offline-baseline", action="store_true",
-                    help="also time the offline engine on the same prompts and report the ratio")
+                    help="also time the offline engine on the same prompts (at most --max-concurrency "
+                         "sequences at once) and report the ratio")
     ap.add_argument("--sweep", action="store_true")
-    ap.add_argument("--sweep-concurrency", default="1,8,32,64")
+    ap.add_argument("--sweep-concurrency", default="8,32,64")
     ap.add_argument("--sweep-max-num-seqs", default="32,128")
+    ap.add_argument("--sweep-max-num-batched-tokens", default="128,512",
+                    help="per-step token budgets to try with each max_num_seqs")
     ap.add_argument("--ttft-p99-target-ms", type=float, default=2000.0)
     ap.add_argument("--data-dir", default="var")
     ap.add_argument("--json", help="write the results here")
@@ -219,17 +223,20 @@ def main(argv: list[str] | None = None) -> int:
     prompts = load_prompts(args)
     report: dict = {"args": {k: v for k, v in vars(args).items() if k != "api_key"}, "runs": []}
     if args.offline_baseline:
-        report["offline_output_tokens_per_s"] = offline_baseline(prompts, args.data_dir)
+        report["offline_output_tokens_per_s"] = offline_baseline(prompts, args.data_dir, args.max_concurrency)
         print(f"offline engine: {report['offline_output_tokens_per_s']:.1f} output tokens/s")
 
-    settings = [None] if not args.sweep else [int(x) for x in args.sweep_max_num_seqs.split(",")]
+    settings = [(None, None)] if not args.sweep else [
+        (int(seqs), int(budget)) for seqs in args.sweep_max_num_seqs.split(",")
+        for budget in args.sweep_max_num_batched_tokens.split(",")]
     levels = ([args.max_concurrency] if not args.sweep else [int(x) for x in args.sweep_concurrency.split(",")])
     print_header()
-    for max_num_seqs in settings:
+    for max_num_seqs, budget in settings:
         server = None
         base_url = args.base_url
         if base_url is None:
             extra = ["--max-num-seqs", str(max_num_seqs)] if max_num_seqs else []
+            extra += ["--max-num-batched-tokens", str(budget)] if budget else []
             server = LocalServer(extra, args.data_dir, {"CURBSIDE_API_KEY": args.api_key} if args.api_key else None)
             base_url = server.url
         try:
@@ -237,11 +244,12 @@ def main(argv: list[str] | None = None) -> int:
                 results, duration = asyncio.run(run_load(base_url, args.api_key, args.model, prompts,
                                                          args.request_rate, conc, args.seed))
                 s = summarize(results, duration)
-                s.update({"max_concurrency": conc, "max_num_seqs": max_num_seqs, "request_rate": args.request_rate})
+                s.update({"max_concurrency": conc, "max_num_seqs": max_num_seqs, "max_num_batched_tokens": budget,
+                          "request_rate": args.request_rate})
                 if "offline_output_tokens_per_s" in report:
                     s["fraction_of_offline"] = s["output_tokens_per_s"] / report["offline_output_tokens_per_s"]
                 report["runs"].append(s)
-                label = f"seqs={max_num_seqs or 'server'} conc={conc or 'all'}"
+                label = f"seqs={max_num_seqs or '-'} tokens={budget or '-'} conc={conc or 'all'}"
                 print_row(label, s)
         finally:
             if server:
@@ -251,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
               and r["ttft_ms"]["p99"] <= args.ttft_p99_target_ms]
         best = max(ok, key=lambda r: r["output_tokens_per_s"], default=None)
         report["recommendation"] = best and {"max_num_seqs": best["max_num_seqs"],
+                                             "max_num_batched_tokens": best["max_num_batched_tokens"],
                                              "max_concurrency": best["max_concurrency"],
                                              "output_tokens_per_s": best["output_tokens_per_s"],
                                              "ttft_p99_ms": best["ttft_ms"]["p99"]}
