@@ -101,6 +101,14 @@ async def merged(streams: list[AsyncIterator]) -> AsyncIterator[tuple[int, Reque
             t.cancel()
 
 
+async def collect_all(streams: list[AsyncIterator]) -> list[RequestOutput]:
+    """The final output of every stream, in stream order."""
+    outs: dict[int, RequestOutput] = {}
+    async for i, out in merged(streams):
+        outs[i] = out
+    return [outs[i] for i in range(len(streams))]
+
+
 def sse(payload: dict) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
@@ -165,13 +173,7 @@ async def chat_completions(req: ChatCompletionRequest, request: Request, state: 
     created = now()
 
     if not req.stream:
-        async def collect():
-            outs: dict[int, RequestOutput] = {}
-            async for i, out in merged(streams):
-                outs[i] = out
-            return [outs[i] for i in range(len(streams))]
-
-        outs = await until_disconnect(request, asyncio.ensure_future(collect()))
+        outs = await until_disconnect(request, asyncio.ensure_future(collect_all(streams)))
         choices = [{"index": i, "message": {"role": "assistant", "content": o.text},
                     "logprobs": chat_logprobs(tokenizer, o.outputs[0].logprobs),
                     "finish_reason": finish(o.finish_reason)} for i, o in enumerate(outs)]
@@ -242,13 +244,7 @@ async def completions(req: CompletionRequest, request: Request, state: ServerSta
     created = now()
 
     if not req.stream:
-        async def collect():
-            outs: dict[int, RequestOutput] = {}
-            async for i, out in merged(streams):
-                outs[i] = out
-            return [outs[i] for i in range(len(streams))]
-
-        outs = await until_disconnect(request, asyncio.ensure_future(collect()))
+        outs = await until_disconnect(request, asyncio.ensure_future(collect_all(streams)))
         choices = [{"index": i, "text": o.text, "logprobs": completion_logprobs(tokenizer, o.outputs[0].logprobs),
                     "finish_reason": finish(o.finish_reason)} for i, o in enumerate(outs)]
         return JSONResponse({"id": rid, "object": "text_completion", "created": created, "model": req.model,
