@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import Request
@@ -69,6 +70,23 @@ async def until_disconnect(request: Request, work: asyncio.Future):
         if await request.is_disconnected():
             work.cancel()
             raise APIError(499, "client disconnected")
+
+
+class DisconnectWatch:
+    """Checks, at most every `interval` seconds, whether a streaming client has gone away. The ASGI server
+    also reports disconnects, but not always before the next write; this bounds how long a dead stream can
+    keep its KV blocks."""
+
+    def __init__(self, request: Request, interval: float = 0.25):
+        self.request, self.interval = request, interval
+        self.last = time.monotonic()
+
+    async def gone(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return False
+        self.last = now
+        return await self.request.is_disconnected()
 
 
 async def merged(streams: list[AsyncIterator]) -> AsyncIterator[tuple[int, RequestOutput]]:
@@ -189,8 +207,11 @@ async def chat_completions(req: ChatCompletionRequest, request: Request, state: 
                                             "logprobs": None, "finish_reason": None}]})
         finals: dict[int, RequestOutput] = {}
         sent_logprobs = [0] * len(streams)
+        watch = DisconnectWatch(request)
         try:
             async for i, out in merged(streams):
+                if await watch.gone():
+                    return  # leaving cancels the streams, which aborts their engine requests
                 entries = out.outputs[0].logprobs
                 new_entries = None if entries is None else entries[sent_logprobs[i]:]
                 sent_logprobs[i] = len(entries or [])
@@ -257,8 +278,11 @@ async def completions(req: CompletionRequest, request: Request, state: ServerSta
         finals: dict[int, RequestOutput] = {}
         sent = [0] * len(streams)
         offsets = [0] * len(streams)
+        watch = DisconnectWatch(request)
         try:
             async for i, out in merged(streams):
+                if await watch.gone():
+                    return
                 entries = out.outputs[0].logprobs
                 new_entries = None if entries is None else entries[sent[i]:]
                 sent[i] = len(entries or [])
