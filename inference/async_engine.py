@@ -86,10 +86,6 @@ class AsyncLLMEngine:
         self._submit(("stop",))
         self._thread.join(timeout=10)
 
-    @property
-    def num_in_flight(self) -> int:
-        return len(self._streams)
-
     def _submit(self, item) -> None:
         self._inbox.put(item)
         self._wake.set()

@@ -42,11 +42,10 @@ class RotaryEmbedding(torch.nn.Module):
         freqs = torch.outer(t, inv)
         emb = torch.cat([freqs, freqs], dim=-1)
         self.register_buffer("cos", emb.cos(), persistent=False)
-        self.register_buffer("sin", emb.sin(), persistent=False)
         # rotate_half(x) * sin == swap_halves(x) * signed_sin: one op fewer per layer, bit-identical
         half = head_dim // 2
-        self.register_buffer("signed_sin", torch.cat([-emb.sin()[:, :half], emb.sin()[:, half:]], -1),
-                             persistent=False)
+        sin = emb.sin()
+        self.register_buffer("signed_sin", torch.cat([-sin[:, :half], sin[:, half:]], -1), persistent=False)
 
     def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and sin [T, 1, head_dim] at positions [T], computed once per forward for all layers."""
