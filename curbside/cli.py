@@ -28,7 +28,7 @@ def _settings(args) -> Settings:
 
 
 def cmd_models(args) -> int:
-    from inference import model_store
+    from curbside import model_store
 
     s = _settings(args)
     if args.action == "pull":
@@ -182,11 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from inference.errors import EngineError
+    from curbside.errors import CurbsideError
 
     try:
         return args.func(args)
-    except EngineError as e:
+    except CurbsideError as e:
         print(f"curbside: error: {e}", file=sys.stderr)
         return 2
 

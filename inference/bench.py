@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from transformers import AutoConfig
 
-    from .model_store import resolve_model
+    from curbside.model_store import resolve_model
 
     model_path = str(resolve_model(args.model, Path(args.data_dir) / "models"))
     vocab = AutoConfig.from_pretrained(model_path).vocab_size

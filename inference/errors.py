@@ -1,7 +1,12 @@
 """Exceptions the engine raises; each names the offending parameter and value."""
 
+from curbside.errors import CurbsideError, ModelIntegrityError, ModelNotFoundError
 
-class EngineError(Exception):
+__all__ = ["EngineError", "InvalidParameterError", "PromptTooLongError", "ModelNotFoundError",
+           "UnsupportedModelError", "ModelIntegrityError"]
+
+
+class EngineError(CurbsideError):
     """Base class for errors a caller can act on."""
 
 
@@ -30,13 +35,5 @@ class PromptTooLongError(InvalidParameterError):
         self.value = max_tokens
 
 
-class ModelNotFoundError(EngineError, FileNotFoundError):
-    """The model name or path does not resolve to a loadable model."""
-
-
 class UnsupportedModelError(EngineError, ValueError):
     """The model's architecture or configuration is not one the engine implements."""
-
-
-class ModelIntegrityError(EngineError):
-    """A downloaded model package did not match its pinned sha256."""

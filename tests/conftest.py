@@ -13,3 +13,25 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """The model cache `make setup` fills (var/models)."""
+    return ROOT / "var" / "models"
+
+
+@pytest.fixture(scope="session")
+def smollm2_path(models_dir) -> Path:
+    """The embedded default model, converted to HF format (pulled by `make setup`)."""
+    from curbside.model_store import DEFAULT_MODEL, resolve_model
+
+    return resolve_model(DEFAULT_MODEL, models_dir)
+
+
+@pytest.fixture(scope="session")
+def embedder(models_dir):
+    """all-MiniLM-L6-v2 from its pinned wheel, loaded once per session."""
+    from curbside.embedder import Embedder
+
+    return Embedder.load("all-minilm-l6-v2", models_dir, device="cpu")

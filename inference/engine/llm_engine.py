@@ -9,10 +9,11 @@ import time
 import psutil
 import torch
 
+from curbside.model_store import resolve_model
+
 from ..config import EngineConfig
 from ..errors import InvalidParameterError, PromptTooLongError
 from ..layers.sampler import Sampler
-from ..model_store import resolve_model
 from ..models.loader import load_model
 from ..outputs import CompletionOutput, RequestMetrics, RequestOutput
 from ..sampling_params import SamplingParams

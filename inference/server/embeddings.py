@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from curbside.embedder import Embedder
 
 log = logging.getLogger("curbside.embeddings")
 
@@ -21,25 +22,6 @@ log = logging.getLogger("curbside.embeddings")
 class _Job:
     texts: list[str]
     future: asyncio.Future
-
-
-class Embedder:
-    """all-MiniLM-L6-v2 (or any sentence-transformers directory), loaded offline."""
-
-    def __init__(self, path: Path, device: str = "cpu"):
-        from sentence_transformers import SentenceTransformer
-
-        self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
-        self.tokenizer = self.model.tokenizer
-        self.dimensions = self.model.get_sentence_embedding_dimension()
-
-    def count_tokens(self, texts: list[str]) -> int:
-        return sum(len(ids) for ids in self.tokenizer(texts)["input_ids"])
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Normalised embeddings [len(texts), dimensions] as float32."""
-        return self.model.encode(texts, batch_size=max(len(texts), 1), normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
 
 
 class EmbeddingBatcher:

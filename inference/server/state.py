@@ -80,16 +80,14 @@ class ServerState:
             self.load_error = f"{type(e).__name__}: {e}"
 
     def _load_embedder(self) -> None:
-        from ..model_store import REGISTRY, installed_path, pull
-        from .embeddings import Embedder, EmbeddingBatcher
+        from curbside.embedder import Embedder
+
+        from .embeddings import EmbeddingBatcher
 
         name = self.config.embedding_model
         models_dir = Path(self.config.engine.data_dir) / "models"
-        path = installed_path(name, models_dir) if name in REGISTRY else Path(name)
-        if path is None or not path.exists():
-            path = pull(name, models_dir)
         device = "cuda" if self.config.engine.device.startswith("cuda") else "cpu"
-        embedder = Embedder(path, device)
+        embedder = Embedder.load(name, models_dir, device)
         embedder.encode(["warm up"])
         self.embedding_name = name
         self.embedder = EmbeddingBatcher(embedder, self.config.embedding_max_batch,

