@@ -173,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--no-embeddings", action="store_true", help="do not load the embedding model")
     sv.set_defaults(func=cmd_serve)
 
+    from .cli_docs import add_commands
+
+    add_commands(sub)
+
     c = sub.add_parser("chat", help="interactive streaming chat with the local model")
     engine_opts(c)
     c.add_argument("--max-tokens", type=int, default=256)

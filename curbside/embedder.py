@@ -38,7 +38,7 @@ class Embedder:
         self.device = device or default_device()
         self.model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
         self.tokenizer = self.model.tokenizer
-        self.dimensions = self.model.get_sentence_embedding_dimension()
+        self.dimensions = self.model.get_embedding_dimension()
         self.max_seq_length = self.model.max_seq_length
 
     @classmethod

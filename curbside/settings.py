@@ -47,9 +47,21 @@ class Settings(BaseSettings):
     embedding_max_batch: int = Field(64, ge=1)
     embedding_max_delay_ms: float = Field(5.0, ge=0)
 
+    # the guideline store (retrieval)
+    max_document_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    chunk_tokens: int = Field(192, ge=32, le=512)
+    chunk_overlap_tokens: int = Field(32, ge=0)
+    exact_search_max_chunks: int = Field(50_000, ge=1)
+    search_candidates: int = Field(50, ge=1)
+    seed_bundled_guidelines: bool = True
+
     @property
     def model_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "guidelines"
 
 
 def load_settings(**overrides) -> Settings:
