@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(VENV)/bin/curbside models pull
+	$(VENV)/bin/curbside docs seed
 	touch $(STAMP)
 
 models: setup
@@ -35,6 +36,7 @@ lint: setup
 
 bench: setup
 	$(PY) -m inference.bench --json var/bench.json
+	$(PY) -m retrieval.bench --json var/retrieval-bench.json
 
 clean:
 	rm -rf $(VENV) var

@@ -240,7 +240,7 @@ class GuidelineStore:
                 committed = self._committed_generation(db)
             published = manifest["generation"] if manifest else -1
             if committed != published:
-                log.warning("store %s: generation %d committed but %d published; rebuilding indexes",
+                (log.info if published == -1 and committed == 0 else log.warning)("store %s: generation %d committed but %d published; rebuilding indexes",
                             self.root, committed, published)
                 self._publish(committed)
 
