@@ -34,7 +34,7 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_docs(args) -> int:
-    store = _store(args, seed=False if args.action != "seed" else None)
+    store = _store(args, seed=False)
     if args.action == "list":
         docs = store.documents()
         if args.json:

@@ -35,8 +35,11 @@ class Chunk:
 
 
 def make_splitter(tokenizer, chunk_tokens: int, overlap_tokens: int) -> RecursiveCharacterTextSplitter:
-    return RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
-        tokenizer, chunk_size=chunk_tokens, chunk_overlap=min(overlap_tokens, chunk_tokens // 2),
+    def count_tokens(text: str) -> int:  # verbose=False: sections longer than the model window are expected here
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    return RecursiveCharacterTextSplitter(
+        length_function=count_tokens, chunk_size=chunk_tokens, chunk_overlap=min(overlap_tokens, chunk_tokens // 2),
         separators=SEPARATORS, keep_separator="start", add_start_index=True, strip_whitespace=True)
 
 

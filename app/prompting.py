@@ -1,0 +1,56 @@
+"""The generation prompt: computed findings, numbered guideline excerpts, the case and the question."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SYSTEM_PROMPT = """You are Curbside, a consultant psychiatrist advising a family doctor in primary care.
+Answer the doctor's question in at most six short sentences, using only the numbered guideline excerpts.
+End every sentence that recommends an action with the number of the excerpt that supports it, like [1].
+The urgency and screening scores were computed by validated rules: state them as given, never lower them.
+If the excerpts do not answer the question, say so instead of guessing."""
+
+INSTRUMENT_NAMES = {"phq9": "PHQ-9", "phq2": "PHQ-2", "gad7": "GAD-7", "epds": "EPDS", "auditc": "AUDIT-C",
+                    "mdq": "MDQ", "pcptsd5": "PC-PTSD-5", "cssrs": "C-SSRS screener", "asq": "ASQ"}
+
+
+@dataclass
+class Excerpt:
+    n: int
+    title: str
+    section: str
+    text: str
+
+
+def describe_instrument(name: str, result) -> str:
+    label = INSTRUMENT_NAMES.get(name, name)
+    parts = []
+    if result.score is not None:
+        parts.append(f"score {result.score}")
+    if result.band:
+        parts.append(result.band)
+    if result.risk:
+        parts.append(f"{result.risk} risk")
+    if result.positive is not None:
+        parts.append("positive" if result.positive else "negative")
+    if result.acute:
+        parts.append("acute")
+    if result.flags:
+        parts.append("flags: " + ", ".join(result.flags))
+    return f"{label}: " + ", ".join(parts)
+
+
+def findings_text(urgency: str, red_flags: list, instruments: dict, instrument_errors: dict) -> str:
+    lines = [f"- Urgency: {urgency.upper()}"]
+    lines += [f"- Red flag: {f.kind.replace('_', ' ')} ({f.urgency}), evidence: \"{f.evidence}\"" for f in red_flags]
+    lines += [f"- {describe_instrument(name, r)}" for name, r in instruments.items()]
+    lines += [f"- {INSTRUMENT_NAMES.get(n, n)} could not be scored: {msg}" for n, msg in instrument_errors.items()]
+    return "\n".join(lines)
+
+
+def build_messages(question: str, presentation: str, findings: str, excerpts: list[Excerpt]) -> list[dict]:
+    blocks = "\n\n".join(f"[{e.n}] {e.title}" + (f" — {e.section}" if e.section else "") + f"\n{e.text}"
+                         for e in excerpts)
+    user = (f"Computed findings (final):\n{findings}\n\nGuideline excerpts:\n{blocks}\n\n"
+            f"Patient: {presentation.strip()}\n\nQuestion: {question.strip()}")
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
