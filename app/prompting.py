@@ -10,8 +10,20 @@ End every sentence that recommends an action with the number of the excerpt that
 The urgency and screening scores were computed by validated rules: state them as given, never lower them.
 If the excerpts do not answer the question, say so instead of guessing."""
 
-INSTRUMENT_NAMES = {"phq9": "PHQ-9", "phq2": "PHQ-2", "gad7": "GAD-7", "epds": "EPDS", "auditc": "AUDIT-C",
-                    "mdq": "MDQ", "pcptsd5": "PC-PTSD-5", "cssrs": "C-SSRS screener", "asq": "ASQ"}
+# Each excerpt is quoted to the model up to this many characters; the citation keeps the whole chunk.
+EXCERPT_PROMPT_CHARS = 600
+
+INSTRUMENT_NAMES = {
+    "phq9": "PHQ-9",
+    "phq2": "PHQ-2",
+    "gad7": "GAD-7",
+    "epds": "EPDS",
+    "auditc": "AUDIT-C",
+    "mdq": "MDQ",
+    "pcptsd5": "PC-PTSD-5",
+    "cssrs": "C-SSRS screener",
+    "asq": "ASQ",
+}
 
 
 @dataclass
@@ -42,15 +54,29 @@ def describe_instrument(name: str, result) -> str:
 
 def findings_text(urgency: str, red_flags: list, instruments: dict, instrument_errors: dict) -> str:
     lines = [f"- Urgency: {urgency.upper()}"]
-    lines += [f"- Red flag: {f.kind.replace('_', ' ')} ({f.urgency}), evidence: \"{f.evidence}\"" for f in red_flags]
+    lines += [f'- Red flag: {f.kind.replace("_", " ")} ({f.urgency}), evidence: "{f.evidence}"' for f in red_flags]
     lines += [f"- {describe_instrument(name, r)}" for name, r in instruments.items()]
     lines += [f"- {INSTRUMENT_NAMES.get(n, n)} could not be scored: {msg}" for n, msg in instrument_errors.items()]
     return "\n".join(lines)
 
 
-def build_messages(question: str, presentation: str, findings: str, excerpts: list[Excerpt]) -> list[dict]:
-    blocks = "\n\n".join(f"[{e.n}] {e.title}" + (f" — {e.section}" if e.section else "") + f"\n{e.text}"
-                         for e in excerpts)
-    user = (f"Computed findings (final):\n{findings}\n\nGuideline excerpts:\n{blocks}\n\n"
-            f"Patient: {presentation.strip()}\n\nQuestion: {question.strip()}")
+def shorten(text: str, limit: int) -> str:
+    """The text cut at the last line or sentence end before `limit` characters (prompt length is latency)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = max(cut.rfind("\n"), cut.rfind(". "))
+    return cut[: end + 1].rstrip() if end > limit // 2 else cut.rstrip() + " …"
+
+
+def build_messages(question: str, presentation: str, findings: str, excerpts: list[Excerpt],
+                   excerpt_chars: int = EXCERPT_PROMPT_CHARS) -> list[dict]:
+    blocks = "\n\n".join(
+        f"[{e.n}] {e.title}" + (f" — {e.section}" if e.section else "") + f"\n{shorten(e.text, excerpt_chars)}"
+        for e in excerpts
+    )
+    user = (
+        f"Computed findings (final):\n{findings}\n\nGuideline excerpts:\n{blocks}\n\n"
+        f"Patient: {presentation.strip()}\n\nQuestion: {question.strip()}"
+    )
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]

@@ -15,11 +15,15 @@ SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
 RECOMMENDING = re.compile(
     r"\b(recommend\w*|should|must|consider|start\w*|begin|initiat\w*|offer\w*|prescrib\w*|refer\w*|increas\w*|"
     r"decreas\w*|switch\w*|titrat\w*|taper\w*|stop\w*|avoid\w*|monitor\w*|check\w*|arrange\w*|screen\w*|"
-    r"assess\w*|admit\w*|give|use|add|continue|reduce|discontinu\w*|treat\w*|order)\b", re.IGNORECASE)
+    r"assess\w*|admit\w*|give|use|add|continue|reduce|discontinu\w*|treat\w*|order)\b",
+    re.IGNORECASE,
+)
 WORD = re.compile(r"[a-z0-9]+")
-STOPWORDS = frozenset("""a an and are as at be by can do does for from has have how i if in is it its me my of on or
+STOPWORDS = frozenset(
+    """a an and are as at be by can do does for from has have how i if in is it its me my of on or
 should so than that the their them then there these they this to was what when which who why will with would
-patient patients he she his her him we our you your""".split())
+patient patients he she his her him we our you your""".split()
+)
 
 
 @dataclass
@@ -73,8 +77,14 @@ def check(answer: str, n_citations: int) -> Verification:
         reason = "no citations"
     elif uncited:
         reason = f"{len(uncited)} recommendation(s) without a citation"
-    return Verification(citations_valid=not invalid, uncited_recommendations=len(uncited), fallback_used=False,
-                        invalid_markers=invalid, uncited_sentences=uncited, reason=reason)
+    return Verification(
+        citations_valid=not invalid,
+        uncited_recommendations=len(uncited),
+        fallback_used=False,
+        invalid_markers=invalid,
+        uncited_sentences=uncited,
+        reason=reason,
+    )
 
 
 def terms(text: str) -> set[str]:
@@ -98,7 +108,7 @@ def extractive_answer(query: str, excerpts: list[str], max_statements: int = 5) 
             # earlier excerpts ranked higher in retrieval; earlier statements lead their section
             scored.append((-overlap, n, order, statement))
     scored.sort()
-    chosen = [s for s in scored if s[0] < 0][:max_statements] or scored[:min(2, len(scored))]
+    chosen = [s for s in scored if s[0] < 0][:max_statements] or scored[: min(2, len(scored))]
     chosen.sort(key=lambda s: (s[1], s[2]))
     lines = ["From the cited guidelines:"]
     lines += [f"- {statement.rstrip('.')}. [{n}]" for _, n, _, statement in chosen]

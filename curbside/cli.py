@@ -19,12 +19,15 @@ def _engine_kwargs(s: Settings) -> dict:
                 max_num_seqs=s.max_num_seqs, max_num_batched_tokens=s.max_num_batched_tokens,
                 block_size=s.block_size, kv_cache_memory=s.kv_cache_memory,
                 gpu_memory_utilization=s.gpu_memory_utilization,
-                enable_prefix_caching=s.enable_prefix_caching, threads=s.threads)
+                enable_prefix_caching=s.enable_prefix_caching, threads=s.threads, quantization=s.quantization,
+                kv_cache_dtype=s.kv_cache_dtype)
 
 
 def _settings(args) -> Settings:
     return load_settings(data_dir=getattr(args, "data_dir", None), model=getattr(args, "model", None),
-                         dtype=getattr(args, "dtype", None), device=getattr(args, "device", None))
+                         dtype=getattr(args, "dtype", None), device=getattr(args, "device", None),
+                         quantization=getattr(args, "quantization", None),
+                         kv_cache_dtype=getattr(args, "kv_cache_dtype", None))
 
 
 def cmd_models(args) -> int:
@@ -116,7 +119,8 @@ def cmd_serve(args) -> int:
 
     s = load_settings(data_dir=args.data_dir, model=args.model, dtype=args.dtype, device=args.device,
                       host=args.host, port=args.port, api_key=args.api_key, max_num_seqs=args.max_num_seqs,
-                      max_num_batched_tokens=args.max_num_batched_tokens, max_waiting=args.max_waiting)
+                      max_num_batched_tokens=args.max_num_batched_tokens, max_waiting=args.max_waiting,
+                      quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(
         engine=EngineConfig(model=s.model, **_engine_kwargs(s)),
@@ -143,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", help="model name, Hugging Face directory or GGUF file")
         p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
         p.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+        p.add_argument("--quantization", choices=["int8", "int4"], help="weight-only quantization of the linears")
+        p.add_argument("--kv-cache-dtype", choices=["auto", "int8", "fp8"],
+                       help="KV-cache storage: auto (the model dtype), int8, or fp8 (CUDA, sm89+)")
 
     m = sub.add_parser("models", help="pull or list the embedded models")
     m.add_argument("action", choices=["pull", "list"])
@@ -173,9 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--no-embeddings", action="store_true", help="do not load the embedding model")
     sv.set_defaults(func=cmd_serve)
 
-    from .cli_docs import add_commands
+    from . import cli_consult, cli_docs
 
-    add_commands(sub)
+    cli_docs.add_commands(sub)
+    cli_consult.add_commands(sub)
 
     c = sub.add_parser("chat", help="interactive streaming chat with the local model")
     engine_opts(c)

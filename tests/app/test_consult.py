@@ -1,0 +1,131 @@
+"""The consult pipeline on the real guideline store, with a scripted chat model standing in for the LLM."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from app.consult import CaseError, ConsultConfig, ConsultPipeline
+from retrieval.store import GuidelineStore, StoreConfig
+
+DEPRESSION = {
+    "id": "t-1", "patient": {"age": 40, "sex": "female"},
+    "presentation": "Six weeks of low mood, poor sleep and loss of interest. Denies suicidal ideation.",
+    "question": "Should I start an antidepressant?",
+    "instruments": {"phq9": [2, 2, 2, 2, 1, 1, 1, 1, 0], "gad7": [1, 1, 1]},
+}
+EMERGENCY = {
+    "id": "t-2", "patient": {"age": 30, "sex": "male"},
+    "presentation": "He has been stockpiling his tablets and says he plans to take them all tonight.",
+    "question": "What do I do now?",
+}
+
+
+class Tripwire(dict):
+    """A case whose `expected` may not be read."""
+
+    def __getitem__(self, key):
+        assert key != "expected", "the pipeline read expected"
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        assert key != "expected", "the pipeline read expected"
+        return super().get(key, default)
+
+
+class BrokenChat:
+    def stream(self, messages):
+        raise ConnectionError("connection refused")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, embedder, models_dir) -> GuidelineStore:
+    store = GuidelineStore(StoreConfig(root=tmp_path_factory.mktemp("store"), models_dir=models_dir), embedder)
+    store.seed_bundled()
+    return store
+
+
+def pipeline(store, *answers: str, chat=None) -> ConsultPipeline:
+    return ConsultPipeline(store, ConsultConfig(model="test-model"), chat or FakeListChatModel(responses=list(answers)))
+
+
+def test_a_grounded_answer_is_shown_as_written_with_its_citations(store):
+    answer = "PHQ-9 of 12 is moderate depression. Offer an antidepressant or psychotherapy [1]."
+    result = pipeline(store, answer).run(DEPRESSION)
+    assert result["answer"] == answer
+    assert result["verification"] == {**result["verification"], "citations_valid": True, "fallback_used": False,
+                                      "uncited_recommendations": 0}
+    assert result["instruments"]["phq9"] == {"score": 12, "band": "moderate", "positive": True, "flags": []}
+    assert "gad7" in result["instrument_errors"]  # three items: reported, and the rest of the case still ran
+    assert result["urgency"] == "routine" and result["red_flags"] == []
+    assert any(c["topic"] == "depression" for c in result["citations"])
+    assert [c["n"] for c in result["citations"]] == list(range(1, len(result["citations"]) + 1))
+    json.dumps(result)  # the contract result is JSON-serialisable
+
+
+def test_an_answer_citing_a_missing_excerpt_falls_back_to_guideline_statements(store):
+    result = pipeline(store, "Start sertraline 50 mg [9].").run(DEPRESSION)
+    v = result["verification"]
+    assert v["fallback_used"] and not v["citations_valid"] and v["invalid_markers"] == [9]
+    assert "[9]" not in result["answer"] and result["generated_answer"] == "Start sertraline 50 mg [9]."
+    for line in result["answer"].splitlines()[1:]:
+        n = int(line.rsplit("[", 1)[1].rstrip("]"))
+        quoted = line[2:].rsplit(" [", 1)[0].rstrip(".")
+        assert quoted in result["citations"][n - 1]["text"]  # an exact statement of the cited excerpt
+
+
+def test_an_uncited_recommendation_is_never_presented_as_guidance(store):
+    result = pipeline(store, "Depression is likely [1]. You should start paroxetine today.").run(DEPRESSION)
+    assert result["verification"]["fallback_used"] and result["verification"]["uncited_recommendations"] == 1
+    assert "paroxetine today" not in result["answer"]
+
+
+def test_a_dead_model_server_still_yields_a_complete_result(store):
+    result = pipeline(store, chat=BrokenChat()).run(DEPRESSION)
+    assert result["verification"]["fallback_used"]
+    assert "connection refused" in result["verification"]["reason"]
+    assert result["answer"] and result["citations"]
+
+
+def test_an_emergency_carries_safety_actions_and_suicide_risk_guidance(store):
+    result = pipeline(store, "Stay calm [1].").run(EMERGENCY)
+    assert result["urgency"] == "emergency"
+    assert result["red_flags"] and all(f["evidence"] in EMERGENCY["presentation"] for f in result["red_flags"])
+    actions = " ".join(result["safety_actions"]).lower()
+    assert "alone" in actions and "emergency" in actions
+    assert result["citations"][0]["topic"] == "suicide-risk"
+
+
+def test_the_model_cannot_lower_the_urgency(store):
+    result = pipeline(store, "This is routine; no urgency [1]. Review in 4 weeks [1].").run(EMERGENCY)
+    assert result["urgency"] == "emergency"
+
+
+def test_the_pipeline_never_reads_expected(store):
+    case = Tripwire({**DEPRESSION, "expected": {"urgency": "emergency"}})
+    assert pipeline(store, "Offer CBT [1].").run(case)["urgency"] == "routine"
+
+
+def test_tokens_are_streamed_to_the_caller(store):
+    seen: list[str] = []
+    pipeline(store, "Offer CBT [1].").run(DEPRESSION, on_token=seen.append)
+    assert "".join(seen) == "Offer CBT [1]."
+
+
+@pytest.mark.parametrize("case, message", [
+    ([], "JSON object"),
+    ({"id": "x", "question": "q"}, "presentation is required"),
+    ({"id": "x", "presentation": "p", "question": 3}, "question must be text"),
+    ({"id": "x", "presentation": "p", "question": "q", "patient": "old"}, "patient must be an object"),
+])
+def test_an_unusable_case_is_refused_with_the_reason(store, case, message):
+    with pytest.raises(CaseError, match=message):
+        pipeline(store, "x").run(case)
+
+
+def test_timings_cover_every_stage_and_the_deterministic_part_is_recorded(store):
+    result = pipeline(store, "Offer CBT [1].").run(DEPRESSION)
+    assert set(result["timings_ms"]) == {"triage", "retrieval", "generation", "verification", "total"}
+    assert all(v >= 0 for v in result["timings_ms"].values())
