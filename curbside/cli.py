@@ -19,15 +19,12 @@ def _engine_kwargs(s: Settings) -> dict:
                 max_num_seqs=s.max_num_seqs, max_num_batched_tokens=s.max_num_batched_tokens,
                 block_size=s.block_size, kv_cache_memory=s.kv_cache_memory,
                 gpu_memory_utilization=s.gpu_memory_utilization,
-                enable_prefix_caching=s.enable_prefix_caching, threads=s.threads, quantization=s.quantization,
-                kv_cache_dtype=s.kv_cache_dtype)
+                enable_prefix_caching=s.enable_prefix_caching, threads=s.threads)
 
 
 def _settings(args) -> Settings:
     return load_settings(data_dir=getattr(args, "data_dir", None), model=getattr(args, "model", None),
-                         dtype=getattr(args, "dtype", None), device=getattr(args, "device", None),
-                         quantization=getattr(args, "quantization", None),
-                         kv_cache_dtype=getattr(args, "kv_cache_dtype", None))
+                         dtype=getattr(args, "dtype", None), device=getattr(args, "device", None))
 
 
 def cmd_models(args) -> int:
@@ -119,8 +116,7 @@ def cmd_serve(args) -> int:
 
     s = load_settings(data_dir=args.data_dir, model=args.model, dtype=args.dtype, device=args.device,
                       host=args.host, port=args.port, api_key=args.api_key, max_num_seqs=args.max_num_seqs,
-                      max_num_batched_tokens=args.max_num_batched_tokens, max_waiting=args.max_waiting,
-                      quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype)
+                      max_num_batched_tokens=args.max_num_batched_tokens, max_waiting=args.max_waiting)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(
         engine=EngineConfig(model=s.model, **_engine_kwargs(s)),
@@ -147,9 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", help="model name, Hugging Face directory or GGUF file")
         p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
         p.add_argument("--device", help="cpu, cuda, cuda:N or auto")
-        p.add_argument("--quantization", choices=["int8", "int4"], help="weight-only quantization of the linears")
-        p.add_argument("--kv-cache-dtype", choices=["auto", "int8", "fp8"],
-                       help="KV-cache storage: auto (the model dtype), int8, or fp8 (CUDA, sm89+)")
 
     m = sub.add_parser("models", help="pull or list the embedded models")
     m.add_argument("action", choices=["pull", "list"])
