@@ -19,7 +19,9 @@ DOC_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 
 
 @dataclass
-class PreparedDocument:
+class DocumentMeta:
+    """What identifies and describes a document, from its front matter, properties or file name."""
+
     doc_id: str
     title: str
     topic: str
@@ -29,6 +31,10 @@ class PreparedDocument:
     file_name: str
     format: str
     content_hash: str           # sha256 of the file's bytes
+
+
+@dataclass
+class PreparedDocument(DocumentMeta):
     data: bytes
     text: str                   # extracted text; chunk offsets index into it
     chunks: list[Chunk]

@@ -33,7 +33,7 @@ from .durable import write_bytes_atomic, write_json_atomic
 from .errors import DocumentNotFoundError, IngestError, RetrievalError
 from .fusion import reciprocal_rank_fusion
 from .indexes import Generation, IndexInput, build_generation
-from .ingest import PreparedDocument, bundled_guideline_paths, prepare_document
+from .ingest import DocumentMeta, PreparedDocument, bundled_guideline_paths, prepare_document
 from .loaders import check_name
 
 log = logging.getLogger("curbside.retrieval")
@@ -80,16 +80,7 @@ class StoreConfig:
 
 
 @dataclass
-class DocumentInfo:
-    doc_id: str
-    title: str
-    topic: str
-    source: str
-    version: str
-    reviewed: str | None
-    file_name: str
-    format: str
-    content_hash: str
+class DocumentInfo(DocumentMeta):
     size_bytes: int
     chunks: int
     ingested_at: str
@@ -240,8 +231,9 @@ class GuidelineStore:
                 committed = self._committed_generation(db)
             published = manifest["generation"] if manifest else -1
             if committed != published:
-                (log.info if published == -1 and committed == 0 else log.warning)("store %s: generation %d committed but %d published; rebuilding indexes",
-                            self.root, committed, published)
+                fresh = published == -1 and committed == 0
+                (log.info if fresh else log.warning)("store %s: generation %d committed but %d published; "
+                                                     "rebuilding indexes", self.root, committed, published)
                 self._publish(committed)
 
     def _visible_rows(self, db: sqlite3.Connection, generation: int) -> Iterable[sqlite3.Row]:
