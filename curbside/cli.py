@@ -19,12 +19,16 @@ def _engine_kwargs(s: Settings) -> dict:
                 max_num_seqs=s.max_num_seqs, max_num_batched_tokens=s.max_num_batched_tokens,
                 block_size=s.block_size, kv_cache_memory=s.kv_cache_memory,
                 gpu_memory_utilization=s.gpu_memory_utilization,
-                enable_prefix_caching=s.enable_prefix_caching, threads=s.threads)
+                enable_prefix_caching=s.enable_prefix_caching, threads=s.threads, quantization=s.quantization,
+                kv_cache_dtype=s.kv_cache_dtype, enable_lora=s.enable_lora or bool(s.lora_modules),
+                max_loras=s.max_loras, max_lora_rank=s.max_lora_rank)
 
 
 def _settings(args) -> Settings:
     return load_settings(data_dir=getattr(args, "data_dir", None), model=getattr(args, "model", None),
-                         dtype=getattr(args, "dtype", None), device=getattr(args, "device", None))
+                         dtype=getattr(args, "dtype", None), device=getattr(args, "device", None),
+                         quantization=getattr(args, "quantization", None),
+                         kv_cache_dtype=getattr(args, "kv_cache_dtype", None))
 
 
 def cmd_models(args) -> int:
@@ -116,7 +120,18 @@ def cmd_serve(args) -> int:
 
     s = load_settings(data_dir=args.data_dir, model=args.model, dtype=args.dtype, device=args.device,
                       host=args.host, port=args.port, api_key=args.api_key, max_num_seqs=args.max_num_seqs,
-                      max_num_batched_tokens=args.max_num_batched_tokens, max_waiting=args.max_waiting)
+                      max_num_batched_tokens=args.max_num_batched_tokens, max_waiting=args.max_waiting,
+                      quantization=args.quantization, kv_cache_dtype=args.kv_cache_dtype,
+                      enable_lora=args.enable_lora or None, max_loras=args.max_loras,
+                      max_lora_rank=args.max_lora_rank,
+                      lora_modules=",".join(args.lora_modules) if args.lora_modules else None)
+    lora_modules = {}
+    for item in (s.lora_modules.split(",") if s.lora_modules else []):
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            print(f"curbside: error: --lora-modules takes NAME=PATH, got {item!r}", file=sys.stderr)
+            return 2
+        lora_modules[name.strip()] = path.strip()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(
         engine=EngineConfig(model=s.model, **_engine_kwargs(s)),
@@ -125,6 +140,7 @@ def cmd_serve(args) -> int:
         default_max_tokens=s.default_max_tokens, drain_timeout_s=s.drain_timeout_s,
         embedding_model=None if args.no_embeddings else s.embedding_model,
         embedding_max_batch=s.embedding_max_batch, embedding_max_delay_ms=s.embedding_max_delay_ms,
+        lora_modules=lora_modules,
     )
     try:
         serve(config, s.host, s.port)
@@ -143,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", help="model name, Hugging Face directory or GGUF file")
         p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
         p.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+        p.add_argument("--quantization", choices=["int8", "int4"], help="weight-only quantization of the linears")
+        p.add_argument("--kv-cache-dtype", choices=["auto", "int8", "fp8"],
+                       help="KV-cache storage: auto (the model dtype), int8, or fp8 (CUDA, sm89+)")
 
     m = sub.add_parser("models", help="pull or list the embedded models")
     m.add_argument("action", choices=["pull", "list"])
@@ -171,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-num-batched-tokens", type=int, help="tokens per engine step (default 128)")
     sv.add_argument("--max-waiting", type=int, help="waiting requests before 429")
     sv.add_argument("--no-embeddings", action="store_true", help="do not load the embedding model")
+    sv.add_argument("--enable-lora", action="store_true", help="serve LoRA adapters (request model = adapter)")
+    sv.add_argument("--max-loras", type=int, help="adapters resident at once (default 4)")
+    sv.add_argument("--max-lora-rank", type=int, help="largest adapter rank accepted (default 16)")
+    sv.add_argument("--lora-modules", nargs="+", metavar="NAME=PATH", help="PEFT adapters to load at start")
     sv.set_defaults(func=cmd_serve)
 
     from . import cli_consult, cli_docs

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
     enable_prefix_caching: bool = True
     threads: int | None = None
+    quantization: str | None = None
+    kv_cache_dtype: str = "auto"
+    # multi-LoRA serving: adapters are loaded at start (lora_modules, "name=path,name=path") or at run time
+    enable_lora: bool = False
+    max_loras: int = Field(4, ge=1)
+    max_lora_rank: int = Field(16, ge=1)
+    lora_modules: str | None = None
 
     # the inference server
     api_key: str | None = None

@@ -53,10 +53,10 @@ class AsyncLLMEngine:
         return self.engine.tokenizer
 
     async def generate(self, prompt: str | list[int], params: SamplingParams | None = None,
-                       request_id: str | None = None) -> AsyncIterator[RequestOutput]:
+                       request_id: str | None = None, lora_name: str | None = None) -> AsyncIterator[RequestOutput]:
         """Yield outputs as tokens arrive; the last one has `finished` set. Raises on invalid input."""
         request_id = request_id or uuid.uuid4().hex
-        seq = self.engine.make_sequence(request_id, prompt, params)
+        seq = self.engine.make_sequence(request_id, prompt, params, lora_name)
         stream = _Stream(asyncio.get_running_loop(), asyncio.Queue())
         with self._lock:
             if request_id in self._streams:

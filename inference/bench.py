@@ -1,9 +1,11 @@
 """Offline benchmark: HF transformers `generate` against our engine, same prompts, dtype and threads.
 
     python -m inference.bench --json var/bench.json [--num-prompts 32] [--workloads throughput,single_stream]
+                              [--quantization int8|int4] [--kv-cache-dtype int8]
 
 Each side of each workload runs in a fresh subprocess, so peak RSS is its own. Prints a table and writes
-JSON with `hf`, `engine` and `ratios` sections.
+JSON with `hf`, `engine` and `ratios` sections. --quantization and --kv-cache-dtype apply to the engine
+only: the HF side stays the unquantized model in --dtype, the reference the engine is measured against.
 """
 
 from __future__ import annotations
@@ -196,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-num-seqs", type=int, default=128)
     ap.add_argument("--max-num-batched-tokens", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--quantization", choices=["int8", "int4"], default=None,
+                    help="engine weight quantization (the HF side stays unquantized)")
+    ap.add_argument("--kv-cache-dtype", choices=["auto", "int8", "fp8"], default="auto", help="engine KV cache")
     ap.add_argument("--data-dir", default="var")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -216,12 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     report = {
         "machine": {"cpu": _cpu_name(), "threads": args.threads, "torch": torch.__version__},
-        "model": model_path, "dtype": args.dtype,
+        "model": model_path, "dtype": args.dtype, "quantization": args.quantization,
+        "kv_cache_dtype": args.kv_cache_dtype,
         "matmul_peak_gflops": matmul_peak_gflops(args.dtype),
         "hf": {}, "engine": {}, "ratios": {},
     }
     engine_args = {"max_num_seqs": args.max_num_seqs, "max_num_batched_tokens": args.max_num_batched_tokens,
-                   "data_dir": args.data_dir}
+                   "data_dir": args.data_dir, "quantization": args.quantization,
+                   "kv_cache_dtype": args.kv_cache_dtype}
     hf_best = [int(b) for b in args.hf_batch_sizes.split(",")]
     for wl in args.workloads.split(","):
         base = {"workload": wl, "num_prompts": args.num_prompts, "vocab": vocab, "seed": args.seed,
@@ -258,6 +265,7 @@ def _cpu_name() -> str:
 
 def print_table(report: dict) -> None:
     print(f"\n{report['machine']['cpu']}, {report['machine']['threads']} threads, {report['dtype']}, "
+          f"engine quantization {report.get('quantization') or 'none'}, kv cache {report.get('kv_cache_dtype')}, "
           f"matmul peak {report['matmul_peak_gflops']:.0f} GFLOP/s")
     head = f"{'workload':14} {'side':7} {'out tok/s':>10} {'req/s':>7} {'TTFT p50/p99 ms':>18} " \
            f"{'TPOT p50/p99 ms':>16} {'RSS MB':>7} {'GFLOP/s':>8}"

@@ -18,7 +18,8 @@ class LLM:
     """Load a model (the embedded default when `model` is None) and generate for many prompts at once.
 
     Keyword arguments are EngineConfig fields: dtype, device, max_num_seqs, max_num_batched_tokens,
-    block_size, kv_cache_memory, enable_prefix_caching, max_model_len, data_dir, threads, seed.
+    block_size, kv_cache_memory, enable_prefix_caching, max_model_len, data_dir, threads, seed,
+    quantization ("int8" or "int4" weights), quantization_group_size, kv_cache_dtype ("auto", "int8", "fp8").
     """
 
     def __init__(self, model: str | Path | None = None, **kwargs):
@@ -31,25 +32,42 @@ class LLM:
 
     def generate(self, prompts: str | list[int] | Seq[str | list[int]],
                  sampling_params: SamplingParams | Seq[SamplingParams] | None = None,
-                 use_tqdm: bool = False) -> list[RequestOutput]:
-        """Outputs in prompt order; prompts are strings or lists of token ids."""
+                 use_tqdm: bool = False, lora_name: str | None | Seq[str | None] = None) -> list[RequestOutput]:
+        """Outputs in prompt order; prompts are strings or lists of token ids.
+
+        `lora_name` names a loaded adapter for every prompt, or gives one name (or None) per prompt.
+        """
         if isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], int)):
             prompts = [prompts]
         params = sampling_params or SamplingParams()
         params_list = list(params) if isinstance(params, Seq) else [params] * len(prompts)
         if len(params_list) != len(prompts):
             raise ValueError(f"got {len(params_list)} sampling params for {len(prompts)} prompts")
+        loras = list(lora_name) if isinstance(lora_name, Seq) and not isinstance(lora_name, str) \
+            else [lora_name] * len(prompts)
+        if len(loras) != len(prompts):
+            raise ValueError(f"got {len(loras)} lora names for {len(prompts)} prompts")
         ids = []
         try:
-            for prompt, p in zip(prompts, params_list, strict=True):
+            for prompt, p, lora in zip(prompts, params_list, loras, strict=True):
                 rid = f"offline-{next(self._ids)}"
-                self.engine.add_request(rid, prompt, p)
+                self.engine.add_request(rid, prompt, p, lora)
                 ids.append(rid)
         except Exception:
             for rid in ids:
                 self.engine.abort(rid)
             raise
         return self._run(ids, use_tqdm)
+
+    def add_lora(self, name: str, path) -> None:
+        """Load a PEFT LoRA adapter (directory with adapter_config.json) under a name."""
+        self.engine.add_lora(name, path)
+
+    def remove_lora(self, name: str) -> None:
+        self.engine.remove_lora(name)
+
+    def list_loras(self) -> list[str]:
+        return self.engine.list_loras()
 
     def chat(self, messages: list[dict] | list[list[dict]], sampling_params=None,
              use_tqdm: bool = False) -> list[RequestOutput]:

@@ -70,7 +70,7 @@ class BlockManager:
         if not self.enable_prefix_caching:
             return []
         hits: list[int] = []
-        prev = None
+        prev = seq.lora_name  # KV computed under an adapter is only shared with that adapter
         bs = self.block_size
         for i in range((seq.num_tokens - 1) // bs):
             tokens = tuple(seq.token_ids[i * bs:(i + 1) * bs])
@@ -124,7 +124,7 @@ class BlockManager:
         if not self.enable_prefix_caching:
             return
         bs = self.block_size
-        prev = None
+        prev = seq.lora_name  # KV computed under an adapter is only shared with that adapter
         for i in range((seq.num_computed_tokens if upto is None else upto) // bs):
             block = self.blocks[seq.block_table[i]]
             if block.hash is None:

@@ -14,8 +14,10 @@ from curbside.model_store import resolve_model
 from ..config import EngineConfig
 from ..errors import InvalidParameterError, PromptTooLongError
 from ..layers.sampler import Sampler
+from ..lora.manager import LoraManager
 from ..models.loader import load_model
 from ..outputs import CompletionOutput, RequestMetrics, RequestOutput
+from ..quantization import weight_bytes
 from ..sampling_params import SamplingParams
 from .block_manager import BlockManager
 from .cpu_allocator import keep_freed_memory
@@ -40,7 +42,6 @@ class LLMEngine:
         self.config = config
         if config.device == "cpu":
             torch.set_num_threads(config.threads or len(os.sched_getaffinity(0)))
-            keep_freed_memory()
         self.model_path = resolve_model(config.model, config.data_dir / "models")
         self.tokenizer = load_tokenizer(self.model_path)
         from ..models.loader import read_hf_config
@@ -48,20 +49,33 @@ class LLMEngine:
         hf = read_hf_config(self.model_path)
         max_len = min(config.max_model_len or hf.max_position_embeddings, hf.max_position_embeddings)
         self.model, self.model_config, self.hf_config = load_model(
-            self.model_path, config.torch_dtype, config.device, max_len)
-        per_block = kv_bytes_per_block(self.model_config, config.block_size, config.torch_dtype)
+            self.model_path, config.torch_dtype, config.device, max_len, config.quantization,
+            config.quantization_group_size)
+        self.weight_bytes = weight_bytes(self.model)
+        # The KV budget is read from free memory only now, with the weights as they will be served (the
+        # loader has freed the float copies of quantized layers). On CPU the allocator is told to keep
+        # freed memory only after loading, so the checkpoint's temporaries went back to the OS first.
+        if config.device == "cpu":
+            keep_freed_memory()
+        per_block = kv_bytes_per_block(self.model_config, config.block_size, config.torch_dtype,
+                                       config.kv_cache_dtype)
         num_blocks = max(self._kv_budget() // per_block, 2)
         self.max_model_len = min(max_len, (num_blocks - 1) * config.block_size)
         self.block_manager = BlockManager(num_blocks, config.block_size, config.enable_prefix_caching)
-        self.scheduler = Scheduler(self.block_manager, config.max_num_seqs, config.max_num_batched_tokens)
+        self.lora = LoraManager(self.model, config.max_loras, config.max_lora_rank) if config.enable_lora else None
+        self.scheduler = Scheduler(self.block_manager, config.max_num_seqs, config.max_num_batched_tokens,
+                                   config.max_loras if self.lora else 0)
         self.runner = ModelRunner(self.model, self.model_config, num_blocks, config.block_size,
-                                  config.torch_dtype, config.device)
+                                  config.torch_dtype, config.device, config.kv_cache_dtype)
+        self.runner.lora = self.lora
         self.sampler = Sampler(config.device, config.seed)
         self.eos_token_ids = self._eos_ids()
         self.requests: dict[str, Sequence] = {}
         self.stats = {"prompt_tokens": 0, "generation_tokens": 0, "steps": 0, "batched_tokens": 0}
-        log.info("engine ready: model=%s blocks=%d x %d tokens, max_model_len=%d, device=%s, dtype=%s",
-                 self.model_path, num_blocks, config.block_size, self.max_model_len, config.device, config.dtype)
+        log.info("engine ready: model=%s weights=%.0f MiB (quantization=%s), blocks=%d x %d tokens "
+                 "(kv_cache_dtype=%s), max_model_len=%d, device=%s, dtype=%s", self.model_path,
+                 self.weight_bytes / 2**20, config.quantization or "none", num_blocks, config.block_size,
+                 config.kv_cache_dtype, self.max_model_len, config.device, config.dtype)
 
     def _kv_budget(self) -> int:
         if self.config.kv_cache_memory:
@@ -104,13 +118,36 @@ class LLMEngine:
         return text, ids
 
     def make_sequence(self, request_id: str, prompt: str | list[int],
-                      params: SamplingParams | None = None) -> Sequence:
+                      params: SamplingParams | None = None, lora_name: str | None = None) -> Sequence:
         """Validate and tokenize a request without touching engine state (safe from any thread)."""
         params = params or SamplingParams()
         text, ids = self.encode(prompt)
         if len(ids) + params.max_tokens > self.max_model_len:
             raise PromptTooLongError(len(ids), params.max_tokens, self.max_model_len)
-        return Sequence(request_id, ids, params, prompt=text)
+        if lora_name is not None and lora_name not in self.list_loras():
+            raise InvalidParameterError("lora_name", lora_name, f"no such adapter; loaded: {self.list_loras()}")
+        return Sequence(request_id, ids, params, prompt=text, lora_name=lora_name)
+
+    # adapters ---------------------------------------------------------------------------------------
+
+    def _lora_manager(self) -> LoraManager:
+        if self.lora is None:
+            raise InvalidParameterError("enable_lora", False, "start the engine with enable_lora=True to serve "
+                                                              "LoRA adapters")
+        return self.lora
+
+    def add_lora(self, name: str, path) -> None:
+        """Register (or replace) a PEFT adapter; requests name it with `lora_name`."""
+        self._lora_manager().add(name, path)
+
+    def remove_lora(self, name: str) -> None:
+        users = [s.request_id for s in self.requests.values() if s.lora_name == name]
+        if users:
+            raise InvalidParameterError("lora_name", name, f"{len(users)} request(s) still use this adapter")
+        self._lora_manager().remove(name)
+
+    def list_loras(self) -> list[str]:
+        return self.lora.names() if self.lora else []
 
     def add_sequence(self, seq: Sequence) -> None:
         if seq.request_id in self.requests:
@@ -118,8 +155,9 @@ class LLMEngine:
         self.requests[seq.request_id] = seq
         self.scheduler.add(seq)
 
-    def add_request(self, request_id: str, prompt: str | list[int], params: SamplingParams | None = None) -> None:
-        self.add_sequence(self.make_sequence(request_id, prompt, params))
+    def add_request(self, request_id: str, prompt: str | list[int], params: SamplingParams | None = None,
+                    lora_name: str | None = None) -> None:
+        self.add_sequence(self.make_sequence(request_id, prompt, params, lora_name))
 
     def abort(self, request_id: str) -> bool:
         """Stop a request now and free its blocks; False when it is unknown or already finished."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..layers.attention import DECODE_CHUNK, AttentionMetadata, DecodeChunk, PrefillSpan
+from ..layers.attention import DECODE_CHUNK, AttentionMetadata, DecodeChunk, Int8KV, KVCache, PrefillSpan
 from ..models.llama import LlamaForCausalLM, ModelConfig
 from .scheduler import ScheduledBatch
 
@@ -20,18 +20,34 @@ def zeros(shape: tuple[int, ...], dtype: torch.dtype, device: str) -> torch.Tens
     return torch.from_numpy(np.zeros(shape, dtype=carrier)).view(dtype)
 
 
-def kv_bytes_per_block(cfg: ModelConfig, block_size: int, dtype: torch.dtype) -> int:
-    return 2 * cfg.num_layers * block_size * cfg.num_kv_heads * cfg.head_dim * dtype.itemsize
+def kv_bytes_per_block(cfg: ModelConfig, block_size: int, dtype: torch.dtype, kv_cache_dtype: str = "auto") -> int:
+    """Bytes of one block's keys and values over all layers, for a model in `dtype` and a cache stored as
+    kv_cache_dtype ("auto": the model dtype; "int8": one byte plus a float32 scale per token and head)."""
+    per_head = {"auto": cfg.head_dim * dtype.itemsize, "int8": cfg.head_dim + 4, "fp8": cfg.head_dim}[kv_cache_dtype]
+    return 2 * cfg.num_layers * block_size * cfg.num_kv_heads * per_head
+
+
+def kv_cache(shape: tuple[int, ...], dtype: torch.dtype, kv_cache_dtype: str, device: str) -> KVCache:
+    """One layer's zeroed keys (or values) [num_blocks, block_size, kv_heads, head_dim] as stored."""
+    if kv_cache_dtype == "int8":
+        return Int8KV(zeros(shape, torch.int8, device), zeros(shape[:-1], torch.float32, device))
+    if kv_cache_dtype == "fp8":
+        return zeros(shape, torch.int8, device).view(torch.float8_e4m3fn)
+    return zeros(shape, dtype, device)
 
 
 class ModelRunner:
     def __init__(self, model: LlamaForCausalLM, cfg: ModelConfig, num_blocks: int, block_size: int,
-                 dtype: torch.dtype, device: str):
+                 dtype: torch.dtype, device: str, kv_cache_dtype: str = "auto"):
         self.model, self.cfg = model, cfg
         self.block_size, self.device = block_size, device
+        self.lora = None  # a LoraManager when the engine serves adapters
         shape = (num_blocks, block_size, cfg.num_kv_heads, cfg.head_dim)
-        self.kv_caches = [(zeros(shape, dtype, device), zeros(shape, dtype, device))
-                          for _ in range(cfg.num_layers)]
+
+        def layer_cache() -> KVCache:
+            return kv_cache(shape, dtype, kv_cache_dtype, device)
+
+        self.kv_caches = [(layer_cache(), layer_cache()) for _ in range(cfg.num_layers)]
 
     def _block_tables(self, block_tables: list[list[int]], num_blocks: int) -> torch.Tensor:
         """[B, num_blocks] block ids, padded with the zeroed block 0."""
@@ -87,10 +103,25 @@ class ModelRunner:
         pos = torch.tensor(positions, device=self.device)
         return ids, pos, meta, sample_rows
 
+    def _set_adapters(self, batch: ScheduledBatch) -> None:
+        """Tell the LoRA layers which rows of this step run with which adapter."""
+        if self.lora is not None:
+            rows = [seq.lora_name for seq, n in zip(batch.seqs, batch.num_new_tokens, strict=True) for _ in range(n)]
+            self.lora.prepare(rows, self.device)
+
+    @torch.inference_mode()
+    def hidden_states(self, batch: ScheduledBatch) -> torch.Tensor:
+        """Final hidden states [T, hidden] of every token the step computes, in batch order (for scoring
+        prompts, e.g. perplexity); writes their keys and values to the cache like `run`."""
+        ids, pos, meta, _ = self.prepare(batch)
+        self._set_adapters(batch)
+        return self.model(ids, pos, self.kv_caches, meta)
+
     @torch.inference_mode()
     def run(self, batch: ScheduledBatch) -> torch.Tensor:
         """Logits [N, vocab] (fp32) for the N sequences whose step ends at their last token, in batch order."""
         ids, pos, meta, sample_rows = self.prepare(batch)
+        self._set_adapters(batch)
         hidden = self.model(ids, pos, self.kv_caches, meta)
         if not sample_rows:
             return hidden.new_empty((0, self.cfg.vocab_size), dtype=torch.float32)

@@ -30,8 +30,10 @@ class ScheduledBatch:
 
 
 class Scheduler:
-    def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_num_batched_tokens: int):
+    def __init__(self, block_manager: BlockManager, max_num_seqs: int, max_num_batched_tokens: int,
+                 max_loras: int = 0):
         self.bm = block_manager
+        self.max_loras = max_loras  # distinct adapters one step may use (resident slots)
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
         self.waiting: deque[Sequence] = deque()
@@ -73,8 +75,13 @@ class Scheduler:
                 continue
             break  # the current sequence preempted itself; everything after it is gone too
         if self.num_preemptions == preempted:  # no admissions in a step that had to preempt
+            loras = {s.lora_name for s in self.running if s.lora_name}
+            skipped: list[Sequence] = []  # waiting for an adapter slot; they keep their place in the queue
             while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
                 seq = self.waiting[0]
+                if seq.lora_name and seq.lora_name not in loras and len(loras) >= self.max_loras:
+                    skipped.append(self.waiting.popleft())
+                    continue
                 n_left = seq.num_tokens - len(self.bm.match_prefix(seq)) * self.bm.block_size
                 n = min(n_left, budget)
                 if not self.bm.allocate_prompt(seq, n):
@@ -86,6 +93,9 @@ class Scheduler:
                 self.running.append(seq)
                 chosen.append((seq, n))
                 budget -= n
+                if seq.lora_name:
+                    loras.add(seq.lora_name)
+            self.waiting.extendleft(reversed(skipped))
         # prefill chunks first; single-token steps last, by context length so that attention chunks
         # of similar lengths waste little padding
         chosen.sort(key=lambda c: (c[1] == 1, c[0].num_computed_tokens if c[1] == 1 else 0))

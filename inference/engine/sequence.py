@@ -21,6 +21,7 @@ class Sequence:
     prompt_token_ids: list[int]
     params: SamplingParams
     prompt: str | None = None
+    lora_name: str | None = None  # the adapter this request runs with; None for the base model
     token_ids: list[int] = field(default_factory=list)
     status: Status = Status.WAITING
     block_table: list[int] = field(default_factory=list)

@@ -5,6 +5,11 @@ tokens arrive flattened: the prefill chunks first (each attends causally to its 
 then the single-token queries (decodes), which are batched into one call over gathered blocks.
 `paged_attention` is the one device-dispatch point: CPU and CUDA share the torch path today; fused
 CUDA kernels plug in here.
+
+A cache may also be stored smaller than the model dtype (EngineConfig.kv_cache_dtype): "int8" keeps an
+`Int8KV` (int8 values plus a float32 absmax scale per token and KV head), "fp8" an e4m3 tensor (CUDA,
+compute capability >= 8.9). Keys and values are quantized as they are written and dequantized, whole
+blocks at a time, as they are gathered; a fresh prompt's first chunk attends to its own unquantized keys.
 """
 
 from __future__ import annotations
@@ -40,24 +45,64 @@ class DecodeChunk:
 DECODE_CHUNK = 32
 
 
-def write_kv(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-             slots: torch.Tensor) -> None:
-    """Store new keys/values [T, kv_heads, head_dim] at flat cache slots [T]."""
-    # contiguous sources: index_copy_ from a strided view of the fused qkv output is ~30x slower on CPU
-    k_cache.view(-1, *k_cache.shape[2:]).index_copy_(0, slots, k.contiguous())
-    v_cache.view(-1, *v_cache.shape[2:]).index_copy_(0, slots, v.contiguous())
+@dataclass
+class Int8KV:
+    """One layer's int8 keys (or values): x ~= data * scale, with the scale the absmax / 127 of each
+    token's head vector."""
+
+    data: torch.Tensor  # [num_blocks, block_size, kv_heads, head_dim] int8
+    scale: torch.Tensor  # [num_blocks, block_size, kv_heads] float32
 
 
-def gather_blocks(cache: torch.Tensor, block_tables: torch.Tensor) -> torch.Tensor:
-    """Keys or values [B, kv_heads, max_blocks * block_size, head_dim] (a strided view) for block tables
-    [B, max_blocks]. Whole blocks are copied, which is far cheaper than gathering token by token."""
+KVCache = torch.Tensor | Int8KV  # a tensor in the model dtype or float8_e4m3fn, or int8 with scales
+
+
+def quantize_int8_kv(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """int8 values [T, kv_heads, head_dim] and float32 scales [T, kv_heads] for keys or values x."""
+    x = x.float()
+    scale = x.abs().amax(dim=-1) / 127
+    q = torch.round(x / scale.clamp(min=1e-30).unsqueeze(-1)).clamp_(-127, 127).to(torch.int8)
+    return q, scale
+
+
+def _write(cache: KVCache, x: torch.Tensor, slots: torch.Tensor) -> None:
+    if isinstance(cache, Int8KV):
+        q, scale = quantize_int8_kv(x)
+        cache.data.view(-1, *cache.data.shape[2:]).index_copy_(0, slots, q)
+        cache.scale.view(-1, cache.scale.shape[2]).index_copy_(0, slots, scale)
+    elif cache.dtype == torch.float8_e4m3fn:
+        # e4m3 has no infinity: clamp so outliers saturate instead of turning into NaN. The copy goes through
+        # uint8 views because index ops are not implemented for float8 on every backend.
+        fp8 = x.clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
+        cache.view(torch.uint8).view(-1, *cache.shape[2:]).index_copy_(0, slots, fp8.view(torch.uint8))
+    else:
+        # contiguous sources: index_copy_ from a strided view of the fused qkv output is ~30x slower on CPU
+        cache.view(-1, *cache.shape[2:]).index_copy_(0, slots, x.contiguous())
+
+
+def write_kv(k_cache: KVCache, v_cache: KVCache, k: torch.Tensor, v: torch.Tensor, slots: torch.Tensor) -> None:
+    """Store new keys/values [T, kv_heads, head_dim] at flat cache slots [T], quantizing for a smaller cache."""
+    _write(k_cache, k, slots)
+    _write(v_cache, v, slots)
+
+
+def gather_blocks(cache: KVCache, block_tables: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Keys or values [B, kv_heads, max_blocks * block_size, head_dim] in `dtype` (a strided view) for block
+    tables [B, max_blocks]. Whole blocks are copied, which is far cheaper than gathering token by token."""
     b, nb = block_tables.shape
-    blocks = cache.index_select(0, block_tables.reshape(-1))  # 5x faster than cache[block_tables] on CPU
-    return blocks.view(b, nb * cache.shape[1], *cache.shape[2:]).transpose(1, 2)
+    ids = block_tables.reshape(-1)
+    if isinstance(cache, Int8KV):
+        data, scale = cache.data.index_select(0, ids), cache.scale.index_select(0, ids)
+        blocks = data.to(dtype) * scale.to(dtype).unsqueeze(-1)
+    elif cache.dtype == torch.float8_e4m3fn:
+        blocks = cache.view(torch.uint8).index_select(0, ids).view(torch.float8_e4m3fn).to(dtype)
+    else:
+        blocks = cache.index_select(0, ids).to(dtype)  # 5x faster than cache[block_tables] on CPU
+    return blocks.view(b, nb * blocks.shape[1], *blocks.shape[2:]).transpose(1, 2)
 
 
-def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor,
-                    v_cache: torch.Tensor, meta: AttentionMetadata, scale: float) -> torch.Tensor:
+def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: KVCache, v_cache: KVCache,
+                    meta: AttentionMetadata, scale: float) -> torch.Tensor:
     """Attention output [T, heads, head_dim] for queries q [T, heads, head_dim]; writes k, v to the cache."""
     write_kv(k_cache, v_cache, k, v, meta.slot_mapping)
     out = torch.empty_like(q)
@@ -67,8 +112,8 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: 
             keys, values = k[rows].transpose(0, 1).unsqueeze(0), v[rows].transpose(0, 1).unsqueeze(0)
         else:
             table = span.block_table[None]
-            keys = gather_blocks(k_cache, table)[:, :, : span.ctx_len]
-            values = gather_blocks(v_cache, table)[:, :, : span.ctx_len]
+            keys = gather_blocks(k_cache, table, q.dtype)[:, :, : span.ctx_len]
+            values = gather_blocks(v_cache, table, q.dtype)[:, :, : span.ctx_len]
         o = F.scaled_dot_product_attention(
             q[rows].transpose(0, 1).unsqueeze(0),
             keys,
@@ -83,8 +128,8 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: 
         rows = slice(chunk.start, chunk.start + chunk.block_tables.shape[0])
         o = F.scaled_dot_product_attention(
             q[rows].unsqueeze(2),
-            gather_blocks(k_cache, chunk.block_tables),
-            gather_blocks(v_cache, chunk.block_tables),
+            gather_blocks(k_cache, chunk.block_tables, q.dtype),
+            gather_blocks(v_cache, chunk.block_tables, q.dtype),
             attn_mask=chunk.mask, scale=scale, enable_gqa=True,
         )
         out[rows] = o.squeeze(2)

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from ..errors import ModelNotFoundError, UnsupportedModelError
 from ..layers.rotary import RotaryEmbedding
+from ..quantization import quantize_model
 from .llama import LlamaForCausalLM, ModelConfig
 
 
@@ -31,8 +32,10 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     return weights
 
 
-def load_model(path: Path, dtype: torch.dtype, device: str, max_positions: int):
-    """Our model in `dtype` on `device` with the checkpoint's weights; returns (model, config, hf_config)."""
+def load_model(path: Path, dtype: torch.dtype, device: str, max_positions: int, quantization: str | None = None,
+               group_size: int = 32):
+    """Our model in `dtype` on `device` with the checkpoint's weights, its linear layers quantized when asked;
+    returns (model, config, hf_config)."""
     hf = read_hf_config(path)
     cfg = ModelConfig.from_hf(hf)
     with torch.device("meta"):
@@ -41,5 +44,12 @@ def load_model(path: Path, dtype: torch.dtype, device: str, max_positions: int):
     model.rotary = RotaryEmbedding(cfg.head_dim, max_positions, cfg.rope_theta, cfg.rope_scaling).to(device)
     weights = {k: v.to(dtype) for k, v in load_weights(path).items()}
     model.load_hf_state_dict(weights)
+    del weights
+    if quantization is not None:
+        quantize_model(model, quantization, group_size)
+        if device.startswith("cuda"):
+            # the replaced float weights sit in the caching allocator: hand them back before the engine
+            # sizes the KV cache from the device's free memory
+            torch.cuda.empty_cache()
     model.eval().requires_grad_(False)
     return model, cfg, hf

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import threading
@@ -11,9 +12,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..errors import EngineError
 from . import errors, generate
 from .errors import APIError, error_response
-from .protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, now
+from .protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    LoadLoraAdapterRequest,
+    ModelCard,
+    UnloadLoraAdapterRequest,
+    now,
+)
 from .state import ServerState
 
 OPEN_PATHS = ("/health/live", "/health/ready", "/docs", "/openapi.json")
@@ -72,6 +82,14 @@ class Guard:
         await resp(scope, receive, send)
 
 
+def _ready_engine(state: ServerState):
+    if state.draining:
+        raise APIError(503, "the server is draining for shutdown")
+    if not state.ready:
+        raise APIError(503, "the model is still loading; retry shortly")
+    return state.engine.engine
+
+
 def build_app(state: ServerState, load_in_background: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app):
@@ -111,13 +129,38 @@ def build_app(state: ServerState, load_in_background: bool = True) -> FastAPI:
         data = []
         if state.ready:
             eng = state.engine.engine
-            data.append({"id": state.config.served_model_name, "object": "model", "created": now(),
-                         "owned_by": "curbside", "root": str(eng.model_path), "parent": None,
-                         "max_model_len": eng.max_model_len})
+            data.append(ModelCard(id=state.config.served_model_name, created=now(), root=str(eng.model_path),
+                                  max_model_len=eng.max_model_len, quantization=eng.config.quantization,
+                                  kv_cache_dtype=eng.config.kv_cache_dtype).model_dump())
+            for name in eng.list_loras():
+                card = ModelCard(id=name, created=now(), root=str(eng.lora.adapters[name].path),
+                                 parent=state.config.served_model_name, max_model_len=eng.max_model_len)
+                data.append(card.model_dump())
             if state.embedding_name:
-                data.append({"id": state.embedding_name, "object": "model", "created": now(),
-                             "owned_by": "curbside", "root": state.embedding_name, "parent": None})
+                card = ModelCard(id=state.embedding_name, created=now(), root=state.embedding_name)
+                data.append(card.model_dump(exclude={"max_model_len", "quantization", "kv_cache_dtype"}))
         return {"object": "list", "data": data}
+
+    @app.post("/v1/load_lora_adapter")
+    async def load_lora_adapter(req: LoadLoraAdapterRequest):
+        engine = _ready_engine(state)
+        if req.lora_name == state.config.served_model_name:
+            raise APIError(400, f"'{req.lora_name}' is the base model's name", "lora_name")
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, engine.add_lora, req.lora_name, req.lora_path)
+        except (EngineError, OSError) as e:
+            raise APIError(400, str(e), "lora_path") from e
+        return {"status": "loaded", "lora_name": req.lora_name}
+
+    @app.post("/v1/unload_lora_adapter")
+    async def unload_lora_adapter(req: UnloadLoraAdapterRequest):
+        engine = _ready_engine(state)
+        try:
+            engine.remove_lora(req.lora_name)
+        except EngineError as e:
+            status = 404 if req.lora_name not in engine.list_loras() else 409
+            raise APIError(status, str(e), "lora_name") from e
+        return {"status": "unloaded", "lora_name": req.lora_name}
 
     @app.post("/v1/chat/completions")
     async def chat(req: ChatCompletionRequest, request: Request):

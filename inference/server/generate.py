@@ -17,20 +17,26 @@ from .protocol import ChatCompletionRequest, CompletionRequest, SamplingFields, 
 from .state import ServerState
 
 
-def check_serving(state: ServerState, model: str) -> None:
-    """503 while loading or draining, 404 for a model we do not serve, 429 when the queue is full."""
+def check_serving(state: ServerState, model: str) -> str | None:
+    """503 while loading or draining, 404 for a model we do not serve, 429 when the queue is full.
+
+    Returns the LoRA adapter the request names as its model, or None for the base model.
+    """
     if state.draining:
         raise APIError(503, "the server is draining for shutdown; retry on another replica")
     if not state.ready:
         raise APIError(503, "the model is still loading; retry shortly")
-    if model != state.config.served_model_name:
-        raise APIError(404, f"the model '{model}' does not exist; this server serves "
-                            f"'{state.config.served_model_name}' (see GET /v1/models)", "model")
+    adapters = state.engine.engine.list_loras()
+    if model != state.config.served_model_name and model not in adapters:
+        served = ", ".join(f"'{m}'" for m in [state.config.served_model_name, *adapters])
+        raise APIError(404, f"the model '{model}' does not exist; this server serves {served} "
+                            "(see GET /v1/models)", "model")
     # every other completion request being served that the engine is not running is waiting
     waiting = state.generating - 1 - state.engine.engine.num_running
     if waiting >= state.config.max_waiting:
         raise APIError(429, f"{waiting} requests are already waiting (limit {state.config.max_waiting}); "
                             "retry later")
+    return model if model != state.config.served_model_name else None
 
 
 def sampling_params(req: SamplingFields, state: ServerState, prompt_len: int, max_tokens: int | None,
@@ -172,7 +178,7 @@ def completion_logprobs(tokenizer, entries, start_offset: int = 0) -> dict | Non
 # --- chat ------------------------------------------------------------------------------------------
 
 async def chat_completions(req: ChatCompletionRequest, request: Request, state: ServerState):
-    check_serving(state, req.model)
+    lora = check_serving(state, req.model)
     engine = state.engine
     tokenizer = engine.tokenizer
     messages = [{"role": m.role, "content": m.text()} for m in req.messages]
@@ -186,8 +192,8 @@ async def chat_completions(req: ChatCompletionRequest, request: Request, state: 
     params = [sampling_params(req, state, len(ids), max_tokens, top, i) for i in range(req.n)]
     rid = new_id("chatcmpl")
     for p in params:
-        engine.engine.make_sequence(rid, ids, p)  # validate before any response starts
-    streams = [engine.generate(ids, p, request_id=f"{rid}-{i}") for i, p in enumerate(params)]
+        engine.engine.make_sequence(rid, ids, p, lora)  # validate before any response starts
+    streams = [engine.generate(ids, p, request_id=f"{rid}-{i}", lora_name=lora) for i, p in enumerate(params)]
     created = now()
 
     if not req.stream:
@@ -244,7 +250,7 @@ def completion_prompts(prompt) -> list:
 
 
 async def completions(req: CompletionRequest, request: Request, state: ServerState):
-    check_serving(state, req.model)
+    lora = check_serving(state, req.model)
     if req.echo:
         raise APIError(400, "echo is not supported", "echo")
     engine = state.engine
@@ -258,9 +264,9 @@ async def completions(req: CompletionRequest, request: Request, state: ServerSta
     for pi, ids in enumerate(encoded):
         for i in range(req.n):
             p = sampling_params(req, state, len(ids), req.max_tokens, req.logprobs, i)
-            engine.engine.make_sequence(rid, ids, p)
+            engine.engine.make_sequence(rid, ids, p, lora)
             jobs.append((pi * req.n + i, ids, p))
-    streams = [engine.generate(ids, p, request_id=f"{rid}-{idx}") for idx, ids, p in jobs]
+    streams = [engine.generate(ids, p, request_id=f"{rid}-{idx}", lora_name=lora) for idx, ids, p in jobs]
     prompt_tokens = sum(len(ids) for ids in encoded)
     created = now()
 

@@ -67,6 +67,31 @@ class EmbeddingRequest(OpenAIModel):
     dimensions: int | None = None
 
 
+class LoadLoraAdapterRequest(BaseModel):
+    """POST /v1/load_lora_adapter (the names vLLM uses)."""
+
+    lora_name: str = Field(min_length=1, max_length=128)
+    lora_path: str = Field(min_length=1)
+
+
+class UnloadLoraAdapterRequest(BaseModel):
+    lora_name: str = Field(min_length=1, max_length=128)
+
+
+class ModelCard(BaseModel):
+    """One entry of GET /v1/models; the last three fields are ours (absent for the embedding model)."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "curbside"
+    root: str
+    parent: str | None = None
+    max_model_len: int | None = None
+    quantization: str | None = None  # "int8", "int4" or None for weights in the model dtype
+    kv_cache_dtype: str | None = None  # "auto" (the model dtype), "int8" or "fp8"
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int = 0

@@ -25,6 +25,7 @@ class ServerConfig:
     embedding_model: str | None = "all-minilm-l6-v2"
     embedding_max_batch: int = 64
     embedding_max_delay_ms: float = 5.0
+    lora_modules: dict[str, str] = field(default_factory=dict)  # adapters loaded at start, name -> PEFT dir
 
 
 @dataclass
@@ -62,12 +63,14 @@ class ServerState:
             from ..sampling_params import SamplingParams
 
             engine = LLMEngine(self.config.engine)
+            for name, path in self.config.lora_modules.items():
+                engine.add_lora(name, path)
             engine.add_request("warmup", [1, 2, 3, 4], SamplingParams(max_tokens=2, temperature=0, ignore_eos=True))
             while engine.has_unfinished_requests():
                 engine.step()
             cfg = self.config.engine
-            self.metrics.info.labels(self.config.served_model_name, cfg.dtype, cfg.device, "none",
-                                     "auto").set(1)
+            self.metrics.info.labels(self.config.served_model_name, cfg.dtype, cfg.device,
+                                     cfg.quantization or "none", cfg.kv_cache_dtype).set(1)
             async_engine = AsyncLLMEngine(engine)
             async_engine.step_listeners.append(self.metrics.on_step)
             self.engine = async_engine
