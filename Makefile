@@ -9,7 +9,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 # The CPU build of torch; a CUDA site sets TORCH_SPEC to its own build before `make setup`.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup run test lint bench models clean
+.PHONY: setup run test lint bench models browser clean
 
 setup: $(STAMP)
 
@@ -26,9 +26,15 @@ models: setup
 	$(VENV)/bin/curbside models pull
 
 run: setup
-	$(VENV)/bin/curbside serve
+	$(VENV)/bin/curbside run
 
-test: setup
+# Headless Chromium for the browser test, from Debian's packages (Playwright never downloads a browser).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+test: setup browser
 	$(VENV)/bin/python -m pytest -q
 
 lint: setup

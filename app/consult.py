@@ -49,6 +49,28 @@ class ConsultConfig:
     timeout_s: float = 180.0
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """A case's validated text, instrument scores and triage: everything decided without a model."""
+
+    question: str
+    presentation: str
+    patient: dict
+    instruments: dict
+    instrument_errors: dict
+    findings: TriageResult
+    triage_ms: float
+
+    def to_dict(self) -> dict:
+        return {
+            "urgency": self.findings.urgency,
+            "red_flags": [f.to_dict() for f in self.findings.red_flags],
+            "safety_actions": self.findings.safety_actions,
+            "instruments": {name: r.to_dict() for name, r in self.instruments.items()},
+            "instrument_errors": self.instrument_errors,
+        }
+
+
 def _text_field(case: dict, key: str, required: bool) -> str:
     value = case.get(key, "")
     if not isinstance(value, str):
@@ -130,8 +152,8 @@ class ConsultPipeline:
                     on_token(text)
         return "".join(parts)
 
-    def run(self, case: dict, on_token: Callable[[str], None] | None = None) -> dict:
-        """A contract §4 result for a contract §1 case; `expected` is never read."""
+    def assess(self, case: dict) -> Assessment:
+        """The deterministic part alone (scores and urgency, milliseconds): what a UI shows before any prose."""
         if not isinstance(case, dict):
             raise CaseError(f"a case must be a JSON object, got {type(case).__name__}")
         t_start = time.perf_counter()
@@ -146,6 +168,19 @@ class ConsultPipeline:
         except InstrumentError as e:
             instruments, instrument_errors = {}, {"instruments": str(e)}
         findings = triage(presentation, question, instruments, patient)
+        return Assessment(question, presentation, patient, instruments, instrument_errors, findings,
+                          _ms(t_start, time.perf_counter()))
+
+    def run(self, case: dict, on_token: Callable[[str], None] | None = None,
+            assessment: Assessment | None = None) -> dict:
+        """A contract §4 result for a contract §1 case; `expected` is never read.
+
+        Pass the `assess` result of the same case to skip redoing it (a UI shows it first).
+        """
+        t_start = time.perf_counter()
+        a = assessment or self.assess(case)
+        question, presentation, patient = a.question, a.presentation, a.patient
+        instruments, instrument_errors, findings = a.instruments, a.instrument_errors, a.findings
         t_triage = time.perf_counter()
 
         query = retrieval_query(question, presentation, findings, instruments)
@@ -207,17 +242,58 @@ class ConsultPipeline:
             "citations": citations,
             "answer": answer,
             "generated_answer": generated if verification.fallback_used else None,
+            "generation_error": generation_error,
             "verification": verification.to_dict(),
             "model": {"name": self.config.model, "adapter": self.config.adapter},
             "timings_ms": {
-                "triage": _ms(t_start, t_triage),
+                "triage": a.triage_ms if assessment else _ms(t_start, t_triage),
                 "retrieval": _ms(t_triage, t_retrieval),
                 "generation": _ms(t_retrieval, t_generation),
                 "verification": _ms(t_generation, t_end),
-                "total": _ms(t_start, t_end),
+                "total": round(_ms(t_start, t_end) + (a.triage_ms if assessment else 0.0), 2),
             },
         }
 
 
 def _ms(a: float, b: float) -> float:
     return round((b - a) * 1000, 2)
+
+
+class StreamingConsult:
+    """`ConsultPipeline.run` on a worker thread: iterate `tokens()` as they arrive, then take `result()`.
+
+    The UI thread draws the tokens (Streamlit elements belong to the script thread); the worker only talks
+    to the model server and the store.
+    """
+
+    _DONE = object()
+
+    def __init__(self, pipeline: ConsultPipeline, case: dict, assessment: Assessment | None = None):
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue()
+        self._result: dict | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, args=(pipeline, case, assessment), daemon=True,
+                                        name="consult")
+        self._thread.start()
+
+    def _work(self, pipeline: ConsultPipeline, case: dict, assessment: Assessment | None) -> None:
+        try:
+            self._result = pipeline.run(case, on_token=self._queue.put, assessment=assessment)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller of result()
+            self._error = e
+        finally:
+            self._queue.put(self._DONE)
+
+    def tokens(self):
+        while (item := self._queue.get()) is not self._DONE:
+            yield item
+
+    def result(self) -> dict:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result

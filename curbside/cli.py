@@ -196,10 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--lora-modules", nargs="+", metavar="NAME=PATH", help="PEFT adapters to load at start")
     sv.set_defaults(func=cmd_serve)
 
-    from . import cli_consult, cli_docs
+    from . import cli_admin, cli_consult, cli_docs, cli_run
 
     cli_docs.add_commands(sub)
     cli_consult.add_commands(sub)
+    cli_admin.add_commands(sub)
+    cli_run.add_commands(sub)
 
     c = sub.add_parser("chat", help="interactive streaming chat with the local model")
     engine_opts(c)

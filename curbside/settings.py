@@ -62,6 +62,20 @@ class Settings(BaseSettings):
     search_candidates: int = Field(50, ge=1)
     seed_bundled_guidelines: bool = True
 
+    # the Streamlit app
+    app_host: str = "127.0.0.1"
+    app_port: int = Field(8501, ge=1, le=65535)
+    # where the app sends chat requests: our server by default; vLLM, NIM or Triton work the same
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_adapter: str | None = None
+    llm_timeout_s: float = Field(180.0, gt=0)
+    consult_max_tokens: int = Field(256, ge=16)
+    session_idle_minutes: float = Field(15.0, gt=0)
+    max_failed_logins: int = Field(5, ge=1)
+    lockout_minutes: float = Field(15.0, gt=0)
+    min_password_length: int = Field(12, ge=8)
+
     @property
     def model_dir(self) -> Path:
         return self.data_dir / "models"
@@ -69,6 +83,28 @@ class Settings(BaseSettings):
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "guidelines"
+
+    @property
+    def app_db(self) -> Path:
+        """Accounts, the audit log and consult history."""
+        return self.data_dir / "app.db"
+
+    @property
+    def first_admin_password_file(self) -> Path:
+        return self.data_dir / "first-admin-password.txt"
+
+    @property
+    def chat_base_url(self) -> str:
+        return self.llm_base_url or f"http://{_client_host(self.host)}:{self.port}/v1"
+
+    @property
+    def chat_model(self) -> str:
+        return self.llm_model or self.served_model_name or self.model
+
+
+def _client_host(bind_host: str) -> str:
+    """The address a local client dials for a server bound to `bind_host` (0.0.0.0 means any: use loopback)."""
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
 
 
 def load_settings(**overrides) -> Settings:

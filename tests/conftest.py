@@ -35,3 +35,14 @@ def embedder(models_dir):
     from curbside.embedder import Embedder
 
     return Embedder.load("all-minilm-l6-v2", models_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def bundled_store(tmp_path_factory, embedder, models_dir):
+    """The bundled guideline corpus, ingested once for every read-only test."""
+    from retrieval.store import GuidelineStore, StoreConfig
+
+    store = GuidelineStore(StoreConfig(root=tmp_path_factory.mktemp("bundled"), models_dir=models_dir), embedder)
+    report = store.seed_bundled()
+    assert not report.failed, report.failed
+    return store

@@ -129,3 +129,45 @@ def test_timings_cover_every_stage_and_the_deterministic_part_is_recorded(store)
     result = pipeline(store, "Offer CBT [1].").run(DEPRESSION)
     assert set(result["timings_ms"]) == {"triage", "retrieval", "generation", "verification", "total"}
     assert all(v >= 0 for v in result["timings_ms"].values())
+
+
+def test_assess_decides_urgency_and_scores_without_the_model(store):
+    calls = []
+
+    class Recorder:
+        def stream(self, messages):
+            calls.append(messages)
+            yield from ()
+
+    a = pipeline(store, chat=Recorder()).assess(EMERGENCY)
+    assert a.findings.urgency == "emergency" and a.to_dict()["safety_actions"]
+    assert calls == []
+
+
+def test_run_reuses_a_given_assessment_and_reports_a_generation_error(store):
+    p = pipeline(store, chat=BrokenChat())
+    a = p.assess(DEPRESSION)
+    result = p.run(DEPRESSION, assessment=a)
+    assert result["instruments"]["phq9"]["score"] == 12
+    assert result["timings_ms"]["triage"] == a.triage_ms
+    assert "connection refused" in result["generation_error"]
+    assert pipeline(store, "Start an SSRI [1].").run(DEPRESSION)["generation_error"] is None
+
+
+def test_a_streaming_consult_yields_the_tokens_then_the_same_result(store):
+    from app.consult import StreamingConsult
+
+    p = pipeline(store, "Offer a high-intensity psychological intervention [1].")
+    streaming = StreamingConsult(p, DEPRESSION, p.assess(DEPRESSION))
+    text = "".join(streaming.tokens())
+    result = streaming.result()
+    assert text.strip() == result["answer"] and result["citations"]
+
+
+def test_a_streaming_consult_raises_the_workers_error_on_result(store):
+    from app.consult import StreamingConsult
+
+    streaming = StreamingConsult(pipeline(store, "x"), {"id": "bad", "question": "q"})
+    assert list(streaming.tokens()) == []
+    with pytest.raises(CaseError, match="presentation is required"):
+        streaming.result()

@@ -8,15 +8,6 @@ from support.guidelines import LITHIUM, NALOXONE
 from retrieval.store import GuidelineStore, StoreConfig
 
 
-@pytest.fixture(scope="session")
-def bundled_store(tmp_path_factory, embedder, models_dir) -> GuidelineStore:
-    """The bundled guideline corpus, ingested once for every read-only test."""
-    store = GuidelineStore(StoreConfig(root=tmp_path_factory.mktemp("bundled"), models_dir=models_dir), embedder)
-    report = store.seed_bundled()
-    assert not report.failed, report.failed
-    return store
-
-
 @pytest.fixture
 def store_config(tmp_path, models_dir) -> StoreConfig:
     return StoreConfig(root=tmp_path / "store", models_dir=models_dir)
