@@ -68,12 +68,12 @@ def citations(store, cites: list[dict], key: str) -> None:
         return
     st.markdown("#### Sources")
     for c in cites:
-        where = c.get("section") or "—"
+        where = c.get("section") or ""
         page = f", page {c['page']}" if c.get("page") else ""
-        with st.expander(f"[{c['n']}] {c['title']} — {where}{page}"):
+        with st.expander(f"[{c['n']}] {c['title']}" + (f" — {where}" if where else "") + page):
             st.markdown("> " + c["text"].replace("\n", "\n> "))
             st.caption(f"Document `{c['doc_id']}` version {c.get('version') or '?'} · topic {c.get('topic')} · "
-                       f"section {where}{page} · source: {c.get('source') or 'uploaded'}")
+                       f"section {where or '(document start)'}{page} · source: {c.get('source') or 'uploaded'}")
             try:
                 name, data = store.original(c["doc_id"])
             except (DocumentNotFoundError, OSError):
