@@ -60,10 +60,21 @@ def build(settings: Settings, store=None, chat_model=None) -> Services:
     return Services(settings, audit, accounts, records, store, pipeline, engine)
 
 
+def _log_redacted() -> None:
+    """Curbside's own log lines go to stderr through the PHI filter (case text never reaches a log raw)."""
+    logger = logging.getLogger("curbside")
+    if not any(isinstance(f, RedactingFilter) for h in logger.handlers for f in h.filters):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(RedactingFilter())
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 @st.cache_resource(show_spinner="Opening the guideline store…")
 def _from_settings() -> Services:
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())
+    _log_redacted()
     services = build(load_settings())
     services.pipeline.warm_up()
     password_file = services.accounts.ensure_first_admin(services.settings.first_admin_password_file)
