@@ -9,7 +9,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 # The CPU build of torch; a CUDA site sets TORCH_SPEC to its own build before `make setup`.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup run test lint bench models browser clean
+.PHONY: setup run test lint bench models browser gpu-check clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ lint: setup
 bench: setup
 	$(PY) -m inference.bench --json var/bench.json
 	$(PY) -m retrieval.bench --json var/retrieval-bench.json
+
+# On a GPU machine: CUDA correctness against HF and the roofline benchmark (at most 8 minutes).
+gpu-check: setup
+	scripts/gpu_check.sh var/gpu-check.json
 
 clean:
 	rm -rf $(VENV) var

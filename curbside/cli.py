@@ -21,7 +21,8 @@ def _engine_kwargs(s: Settings) -> dict:
                 gpu_memory_utilization=s.gpu_memory_utilization,
                 enable_prefix_caching=s.enable_prefix_caching, threads=s.threads, quantization=s.quantization,
                 kv_cache_dtype=s.kv_cache_dtype, enable_lora=s.enable_lora or bool(s.lora_modules),
-                max_loras=s.max_loras, max_lora_rank=s.max_lora_rank)
+                max_loras=s.max_loras, max_lora_rank=s.max_lora_rank,
+                use_triton_kernels=s.use_triton_kernels, enforce_eager=s.enforce_eager)
 
 
 def _settings(args) -> Settings:

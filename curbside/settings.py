@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     threads: int | None = None
     quantization: str | None = None
     kv_cache_dtype: str = "auto"
+    # CUDA only: Triton kernels for attention/norm/rotary, and CUDA graphs of decode steps
+    use_triton_kernels: bool = True
+    enforce_eager: bool = False
     # multi-LoRA serving: adapters are loaded at start (lora_modules, "name=path,name=path") or at run time
     enable_lora: bool = False
     max_loras: int = Field(4, ge=1)

@@ -53,6 +53,10 @@ class EngineConfig:
     max_loras: int = 4  # adapters resident at once (one step uses at most this many distinct adapters)
     max_lora_rank: int = 16
     kv_cache_dtype: str = "auto"  # "auto" (the model dtype), "int8" (scale per token and KV head) or "fp8"
+    # CUDA only: the Triton kernels (paged attention, RMSNorm, rotary); False forces the torch reference path
+    use_triton_kernels: bool = True
+    # CUDA only: True skips capturing CUDA graphs of decode steps (they need the Triton kernels and no LoRA)
+    enforce_eager: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

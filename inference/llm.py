@@ -19,12 +19,23 @@ class LLM:
 
     Keyword arguments are EngineConfig fields: dtype, device, max_num_seqs, max_num_batched_tokens,
     block_size, kv_cache_memory, enable_prefix_caching, max_model_len, data_dir, threads, seed,
-    quantization ("int8" or "int4" weights), quantization_group_size, kv_cache_dtype ("auto", "int8", "fp8").
+    quantization ("int8" or "int4" weights), quantization_group_size, kv_cache_dtype ("auto", "int8", "fp8"),
+    use_triton_kernels and enforce_eager (CUDA only: the Triton kernels, and CUDA graphs of decode steps).
     """
 
     def __init__(self, model: str | Path | None = None, **kwargs):
         self.engine = LLMEngine(EngineConfig(model=model, **kwargs))
         self._ids = itertools.count()
+
+    @classmethod
+    def from_hf_config(cls, hf_config, weights: dict | None = None, tokenizer=None, **kwargs) -> LLM:
+        """An LLM over a model built in memory from a transformers config and HF-named weights (random ones
+        when None: benchmarks, GPU checks); without a tokenizer, prompts are token ids and outputs carry no text.
+        Keyword arguments are EngineConfig fields."""
+        llm = cls.__new__(cls)
+        llm.engine = LLMEngine(EngineConfig(**kwargs), hf_config, weights, tokenizer)
+        llm._ids = itertools.count()
+        return llm
 
     @property
     def tokenizer(self):

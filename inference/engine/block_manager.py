@@ -31,7 +31,8 @@ class BlockManager:
         self.block_size = block_size
         self.enable_prefix_caching = enable_prefix_caching
         self.blocks = [Block(i) for i in range(num_blocks)]
-        # Block 0 is never handed out: it stays zeroed and padded attention reads point at it.
+        # Block 0 is never handed out: padded attention reads point at it (and the padding rows of a CUDA
+        # graph write their finite keys there), always masked.
         self.free: OrderedDict[int, None] = OrderedDict((i, None) for i in range(1, num_blocks))
         self.cached: dict[int, int] = {}  # chain hash -> block id
         self.prefix_queries = 0  # prompt tokens looked up in the prefix cache

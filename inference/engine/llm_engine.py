@@ -11,11 +11,12 @@ import torch
 
 from curbside.model_store import resolve_model
 
+from .. import kernels
 from ..config import EngineConfig
 from ..errors import InvalidParameterError, PromptTooLongError
 from ..layers.sampler import Sampler
 from ..lora.manager import LoraManager
-from ..models.loader import load_model
+from ..models.loader import build_model, load_weights, read_hf_config
 from ..outputs import CompletionOutput, RequestMetrics, RequestOutput
 from ..quantization import weight_bytes
 from ..sampling_params import SamplingParams
@@ -38,19 +39,27 @@ def load_tokenizer(path):
 
 
 class LLMEngine:
-    def __init__(self, config: EngineConfig):
+    def __init__(self, config: EngineConfig, hf_config=None, weights: dict[str, torch.Tensor] | None = None,
+                 tokenizer=None):
+        """The model named by config.model (a registry name, HF directory or GGUF file); or, given a transformers
+        `hf_config`, a model built in memory from HF-named `weights` (random ones when None) with an optional
+        tokenizer (without one, prompts are token ids and outputs carry no text)."""
         self.config = config
         if config.device == "cpu":
             torch.set_num_threads(config.threads or len(os.sched_getaffinity(0)))
-        self.model_path = resolve_model(config.model, config.data_dir / "models")
-        self.tokenizer = load_tokenizer(self.model_path)
-        from ..models.loader import read_hf_config
-
-        hf = read_hf_config(self.model_path)
+        kernels.set_enabled(config.use_triton_kernels)
+        if hf_config is None:
+            self.model_path = resolve_model(config.model, config.data_dir / "models")
+            self.tokenizer = load_tokenizer(self.model_path)
+            hf = read_hf_config(self.model_path)
+            weights = load_weights(self.model_path)
+        else:
+            self.model_path, self.tokenizer, hf = None, tokenizer, hf_config
         max_len = min(config.max_model_len or hf.max_position_embeddings, hf.max_position_embeddings)
-        self.model, self.model_config, self.hf_config = load_model(
-            self.model_path, config.torch_dtype, config.device, max_len, config.quantization,
-            config.quantization_group_size)
+        self.model, self.model_config = build_model(hf, weights, config.torch_dtype, config.device, max_len,
+                                                    config.quantization, config.quantization_group_size, config.seed)
+        self.hf_config = hf
+        del weights
         self.weight_bytes = weight_bytes(self.model)
         # The KV budget is read from free memory only now, with the weights as they will be served (the
         # loader has freed the float copies of quantized layers). On CPU the allocator is told to keep
@@ -68,6 +77,8 @@ class LLMEngine:
         self.runner = ModelRunner(self.model, self.model_config, num_blocks, config.block_size,
                                   config.torch_dtype, config.device, config.kv_cache_dtype)
         self.runner.lora = self.lora
+        if config.device.startswith("cuda") and not config.enforce_eager:
+            self.runner.capture_cuda_graphs(config.max_num_seqs, self.max_model_len)
         self.sampler = Sampler(config.device, config.seed)
         self.eos_token_ids = self._eos_ids()
         self.requests: dict[str, Sequence] = {}
@@ -87,13 +98,13 @@ class LLMEngine:
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
-        for source in (self.hf_config.eos_token_id, self.tokenizer.eos_token_id):
+        for source in (self.hf_config.eos_token_id, getattr(self.tokenizer, "eos_token_id", None)):
             if isinstance(source, int):
                 ids.add(source)
             elif source:
                 ids.update(source)
-        gen = self.model_path / "generation_config.json"
-        if gen.exists():
+        gen = self.model_path / "generation_config.json" if self.model_path else None
+        if gen is not None and gen.exists():
             import json
 
             value = json.loads(gen.read_text()).get("eos_token_id")
@@ -106,6 +117,8 @@ class LLMEngine:
         if isinstance(prompt, str):
             if not prompt:
                 raise InvalidParameterError("prompt", prompt, "prompt is empty")
+            if self.tokenizer is None:
+                raise InvalidParameterError("prompt", prompt, "this engine has no tokenizer: pass token ids")
             text, ids = prompt, self.tokenizer(prompt)["input_ids"]
         elif isinstance(prompt, (list, tuple)) and prompt:
             text, ids = None, list(prompt)
@@ -226,7 +239,7 @@ class LLMEngine:
         if (token in self.eos_token_ids and not p.ignore_eos) or token in p.stop_token_ids:
             reason, seq.stop_reason = "stop", (token if token in p.stop_token_ids else None)
         else:
-            new = append_text(self.tokenizer, seq)
+            new = append_text(self.tokenizer, seq) if self.tokenizer is not None else ""
             if find_stop(seq, len(new)) is not None:
                 reason = "stop"
         if reason is None and (seq.num_output_tokens >= p.max_tokens or seq.num_tokens >= self.max_model_len):

@@ -3,8 +3,9 @@
 The KV cache of one layer is a pair of tensors [num_blocks, block_size, kv_heads, head_dim]. A step's
 tokens arrive flattened: the prefill chunks first (each attends causally to its own cached context),
 then the single-token queries (decodes), which are batched into one call over gathered blocks.
-`paged_attention` is the one device-dispatch point: CPU and CUDA share the torch path today; fused
-CUDA kernels plug in here.
+`paged_attention` is the one device-dispatch point. The torch path below serves the CPU (and is the
+reference); on CUDA the model runner builds metadata for the Triton kernels of kernels/paged_attention.py
+instead (`DecodeChunk.context_lens`, `AttentionMetadata.paged_prefill`), and their presence selects them.
 
 A cache may also be stored smaller than the model dtype (EngineConfig.kv_cache_dtype): "int8" keeps an
 `Int8KV` (int8 values plus a float32 absmax scale per token and KV head), "fp8" an e4m3 tensor (CUDA,
@@ -38,6 +39,18 @@ class DecodeChunk:
     start: int
     block_tables: torch.Tensor  # [B, max_blocks], padded with the zeroed block 0
     mask: torch.Tensor | None  # [B, 1, 1, max_blocks * block_size] bool (True = attend); None if unpadded
+    context_lens: torch.Tensor | None = None  # [B] cached tokens per sequence: the Triton kernel serves the chunk
+
+
+@dataclass
+class PagedPrefill:
+    """Every prefill chunk of a step, for the Triton kernel, which reads all keys (new ones too) from the cache."""
+
+    q_starts: torch.Tensor  # [S] each chunk's first row in the step
+    q_lens: torch.Tensor  # [S] its query tokens
+    ctx_lens: torch.Tensor  # [S] its sequence's tokens in the cache once this step's keys are written
+    block_tables: torch.Tensor  # [S, max_blocks]
+    max_q_len: int
 
 
 # Decodes are attended to in chunks of sequences (sorted by length by the scheduler): the gathered blocks
@@ -106,6 +119,8 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: 
     """Attention output [T, heads, head_dim] for queries q [T, heads, head_dim]; writes k, v to the cache."""
     write_kv(k_cache, v_cache, k, v, meta.slot_mapping)
     out = torch.empty_like(q)
+    if meta.paged_prefill is not None:
+        _kernel_prefill(q, k_cache, v_cache, meta.paged_prefill, scale, out)
     for span in meta.prefills:
         rows = slice(span.start, span.start + span.q_len)
         if span.block_table is None:
@@ -126,6 +141,9 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: 
         out[rows] = o.squeeze(0).transpose(0, 1)
     for chunk in meta.decodes:
         rows = slice(chunk.start, chunk.start + chunk.block_tables.shape[0])
+        if chunk.context_lens is not None:
+            _kernel_decode(q[rows], k_cache, v_cache, chunk, scale, out[rows])
+            continue
         o = F.scaled_dot_product_attention(
             q[rows].unsqueeze(2),
             gather_blocks(k_cache, chunk.block_tables, q.dtype),
@@ -136,6 +154,24 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: 
     return out
 
 
+def _kernel_decode(q: torch.Tensor, k_cache: KVCache, v_cache: KVCache, chunk: DecodeChunk, scale: float,
+                   out: torch.Tensor) -> None:
+    from ..kernels.paged_attention import paged_decode  # imports triton, so only on this path
+
+    if isinstance(k_cache, Int8KV):
+        paged_decode(q, k_cache.data, v_cache.data, chunk.block_tables, chunk.context_lens, scale, out,
+                     k_scale=k_cache.scale, v_scale=v_cache.scale)
+    else:
+        paged_decode(q, k_cache, v_cache, chunk.block_tables, chunk.context_lens, scale, out)
+
+
+def _kernel_prefill(q: torch.Tensor, k_cache: KVCache, v_cache: KVCache, p: PagedPrefill, scale: float,
+                    out: torch.Tensor) -> None:
+    from ..kernels.paged_attention import paged_prefill
+
+    paged_prefill(q, k_cache, v_cache, p.block_tables, p.q_starts, p.q_lens, p.ctx_lens, p.max_q_len, scale, out)
+
+
 @dataclass
 class AttentionMetadata:
     """Shared by all layers of one step; built once by the model runner."""
@@ -144,3 +180,4 @@ class AttentionMetadata:
     prefills: list[PrefillSpan] = field(default_factory=list)
     num_prefill_tokens: int = 0
     decodes: list[DecodeChunk] = field(default_factory=list)
+    paged_prefill: PagedPrefill | None = None  # set instead of `prefills` when the Triton kernel serves them

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from .. import kernels
 from ..errors import UnsupportedModelError
 
 
@@ -54,5 +55,9 @@ class RotaryEmbedding(torch.nn.Module):
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate x [T, heads, head_dim] by its tokens' angles (cos and signed sin [T, 1, head_dim])."""
+    if kernels.active(x):
+        from ..kernels.rotary import rotate as rotate_kernel
+
+        return rotate_kernel(x, cos, sin)
     half = x.shape[-1] // 2
     return x * cos + torch.cat([x[..., half:], x[..., :half]], dim=-1) * sin

@@ -1,4 +1,9 @@
-"""Token selection per request: penalties, temperature, top-k, top-p, min-p, seeded sampling, logprobs."""
+"""Token selection per request: penalties, temperature, top-k, top-p, min-p, seeded sampling, logprobs.
+
+Everything runs on the logits' device; the chosen token ids come back to the host in one `.tolist()`, the
+step's only wait for the GPU (logprobs, when asked for, are read after it). Host values (temperatures,
+penalised ids, rows) go to the device through pinned, non-blocking copies, which do not wait for it.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,14 @@ class TokenLogprob:
     top: list[tuple[int, float]]  # the N most likely tokens at this position, most likely first
 
 
+def to_device(values: list, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A tensor of host values on `device`; on CUDA copied without waiting for the queued GPU work."""
+    t = torch.tensor(values, dtype=dtype)
+    if device.type == "cpu":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def apply_penalties(logits: torch.Tensor, seqs: list[Sequence]) -> None:
     """In place: HF repetition penalty over prompt+output; OpenAI presence/frequency over output."""
     vocab = logits.shape[-1]
@@ -24,12 +37,14 @@ def apply_penalties(logits: torch.Tensor, seqs: list[Sequence]) -> None:
         if not p.uses_penalties:
             continue
         if p.repetition_penalty != 1.0:
-            ids = torch.tensor(sorted(set(seq.token_ids)), device=logits.device)
+            ids = to_device(sorted(set(seq.token_ids)), logits.device)
             seen = logits[row, ids]
             logits[row, ids] = torch.where(seen > 0, seen / p.repetition_penalty, seen * p.repetition_penalty)
         if (p.presence_penalty or p.frequency_penalty) and seq.num_output_tokens:
-            out = torch.tensor(seq.output_token_ids, device=logits.device)
-            counts = torch.bincount(out, minlength=vocab)[:vocab].to(logits.dtype)
+            out = to_device(seq.output_token_ids, logits.device)
+            # index_add_, not bincount, which reads its input's max back to the host on CUDA
+            counts = torch.zeros(vocab, dtype=logits.dtype, device=logits.device).index_add_(
+                0, out, torch.ones(out.shape, dtype=logits.dtype, device=logits.device))
             logits[row] -= p.frequency_penalty * counts + p.presence_penalty * (counts > 0).to(logits.dtype)
 
 
@@ -38,12 +53,12 @@ def filter_logits(logits: torch.Tensor, top_k: list[int], top_p: list[float], mi
     vocab = logits.shape[-1]
     sorted_logits, order = logits.sort(dim=-1, descending=True)
     ranks = torch.arange(vocab, device=logits.device)
-    k = torch.tensor([kk if kk > 0 else vocab for kk in top_k], device=logits.device)
+    k = to_device([kk if kk > 0 else vocab for kk in top_k], logits.device)
     drop = ranks[None, :] >= k[:, None]
     probs = sorted_logits.softmax(-1)
-    p = torch.tensor(top_p, device=logits.device, dtype=probs.dtype)
+    p = to_device(top_p, logits.device, probs.dtype)
     drop |= (probs.cumsum(-1) - probs) > p[:, None]
-    mp = torch.tensor(min_p, device=logits.device, dtype=probs.dtype)
+    mp = to_device(min_p, logits.device, probs.dtype)
     drop |= probs < (mp[:, None] * probs[:, :1])
     drop[:, 0] = False  # the most likely token always survives
     sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
@@ -73,27 +88,30 @@ class Sampler:
     def __call__(self, logits: torch.Tensor, seqs: list[Sequence]) -> tuple[list[int], list[TokenLogprob | None]]:
         raw = logits
         want_logprobs = [s.params.logprobs is not None for s in seqs]
+        device = logits.device
         if all(s.params.greedy and not s.params.uses_penalties for s in seqs):
-            tokens = logits.argmax(-1).tolist()
+            chosen = logits.argmax(-1)
         else:
             logits = logits.clone()
             apply_penalties(logits, seqs)
-            tokens = logits.argmax(-1).tolist()
+            chosen = logits.argmax(-1)
             rows = [i for i, s in enumerate(seqs) if not s.params.greedy]
             if rows:
-                sub = logits[rows] / torch.tensor(
-                    [seqs[i].params.temperature for i in rows], device=logits.device)[:, None]
+                sub = logits.index_select(0, to_device(rows, device)) / to_device(
+                    [seqs[i].params.temperature for i in rows], device)[:, None]
                 filtered = [i for i in rows if seqs[i].params.top_k > 0 or seqs[i].params.top_p < 1
                             or seqs[i].params.min_p > 0]
                 if filtered:
-                    pos = [rows.index(i) for i in filtered]
+                    pos = to_device([rows.index(i) for i in filtered], device)
                     sub[pos] = filter_logits(sub[pos], [seqs[i].params.top_k for i in filtered],
                                              [seqs[i].params.top_p for i in filtered],
                                              [seqs[i].params.min_p for i in filtered])
                 probs = sub.softmax(-1)
-                for j, i in enumerate(rows):
-                    noise = torch.empty_like(probs[j]).exponential_(generator=self._generator(seqs[i]))
-                    tokens[i] = int((probs[j] / noise).argmax())
+                # one draw per row, each from its request's generator (seeded requests replay exactly)
+                picks = [(probs[j] / torch.empty_like(probs[j]).exponential_(generator=self._generator(seqs[i])))
+                         .argmax() for j, i in enumerate(rows)]
+                chosen = chosen.index_copy(0, to_device(rows, device), torch.stack(picks))
+        tokens = chosen.tolist()
         logprobs: list[TokenLogprob | None] = [None] * len(seqs)
         if any(want_logprobs):
             lp = raw[[i for i, w in enumerate(want_logprobs) if w]].log_softmax(-1)
