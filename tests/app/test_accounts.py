@@ -17,7 +17,6 @@ from app.accounts import (
     AuthError,
     InvalidCredentials,
 )
-from app.audit import AuditLog
 from curbside.errors import CurbsideError
 
 PASSWORD = "correct horse battery"
@@ -41,16 +40,6 @@ class Clock:
 
     def __call__(self):
         return self.now
-
-
-@pytest.fixture
-def db(tmp_path):
-    return tmp_path / "app.db"
-
-
-@pytest.fixture
-def audit(db):
-    return AuditLog(db)
 
 
 @pytest.fixture

@@ -24,16 +24,6 @@ class StepClock:
         return self.now
 
 
-@pytest.fixture
-def db(tmp_path):
-    return tmp_path / "app.db"
-
-
-@pytest.fixture
-def audit(db):
-    return AuditLog(db)
-
-
 def tamper(db, *statements):
     """Run SQL with the append-only triggers dropped: what someone with the file could do."""
     with opened(db) as conn:
