@@ -9,7 +9,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 # The CPU build of torch; a CUDA site sets TORCH_SPEC to its own build before `make setup`.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup run test lint bench models browser gpu-check clean
+.PHONY: setup run test lint bench models browser gpu-check deploy-tools deploy-lint clean
 
 setup: $(STAMP)
 
@@ -34,7 +34,16 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
-test: setup browser
+# The deployment linters (hadolint, kubernetes-validate, checkov) in their own venv: checkov's pins clash
+# with ours. tests/deploy/ runs them.
+TOOLS := .venv-tools
+deploy-tools: $(TOOLS)/.installed
+$(TOOLS)/.installed: scripts/deploy_lint.sh
+	scripts/deploy_lint.sh install
+deploy-lint: deploy-tools
+	scripts/deploy_lint.sh
+
+test: setup browser deploy-tools
 	$(VENV)/bin/python -m pytest -q
 
 lint: setup
@@ -49,4 +58,4 @@ gpu-check: setup
 	scripts/gpu_check.sh var/gpu-check.json
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(TOOLS) var
