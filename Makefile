@@ -9,7 +9,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 # The CPU build of torch; a CUDA site sets TORCH_SPEC to its own build before `make setup`.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup run test lint bench models browser gpu-check deploy-tools deploy-lint clean
+.PHONY: setup run test lint bench models browser gpu-check deploy-tools deploy-lint tune clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,12 @@ lint: setup
 bench: setup
 	$(PY) -m inference.bench --json var/bench.json
 	$(PY) -m retrieval.bench --json var/retrieval-bench.json
+
+# Builds the tuning data from the guidelines, trains candidate adapters within the budget, keeps the best
+# in var/adapters/curbside-consult/ with its model_card.json (serve, the app and eval then use it).
+TUNE_BUDGET_MINUTES ?= 45
+tune: setup
+	nice -n 15 $(VENV)/bin/curbside tune select --budget-minutes $(TUNE_BUDGET_MINUTES)
 
 # On a GPU machine: CUDA correctness against HF and the roofline benchmark (at most 8 minutes).
 gpu-check: setup

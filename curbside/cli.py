@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from .settings import Settings, load_settings
+from .settings import Settings, load_settings, tuned_adapter
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -134,6 +134,12 @@ def cmd_serve(args) -> int:
             return 2
         lora_modules[name.strip()] = path.strip()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tuned = tuned_adapter(s)
+    if tuned and tuned[0] not in lora_modules:
+        lora_modules[tuned[0]] = str(tuned[1])
+        logging.getLogger("curbside.cli").info("serving the tuned adapter %s from %s", *tuned)
+    if lora_modules:
+        s = s.model_copy(update={"enable_lora": True})
     config = ServerConfig(
         engine=EngineConfig(model=s.model, **_engine_kwargs(s)),
         served_model_name=s.served_model_name or s.model,
@@ -197,12 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--lora-modules", nargs="+", metavar="NAME=PATH", help="PEFT adapters to load at start")
     sv.set_defaults(func=cmd_serve)
 
-    from . import cli_admin, cli_consult, cli_docs, cli_run
+    from . import cli_admin, cli_consult, cli_docs, cli_run, cli_tune
 
     cli_docs.add_commands(sub)
     cli_consult.add_commands(sub)
     cli_admin.add_commands(sub)
     cli_run.add_commands(sub)
+    cli_tune.add_commands(sub)
 
     c = sub.add_parser("chat", help="interactive streaming chat with the local model")
     engine_opts(c)

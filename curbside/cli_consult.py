@@ -14,7 +14,13 @@ def _pipeline(settings, base_url: str, args):
     from app.consult import ConsultConfig, ConsultPipeline
     from retrieval.store import open_store
 
-    config = ConsultConfig(base_url=base_url, model=args.model or settings.model, adapter=args.adapter,
+    adapter = args.adapter
+    if adapter is None and not args.base and not args.base_url:
+        # the local server started for this command serves the tuned adapter (see `curbside serve`)
+        from .settings import tuned_adapter
+
+        adapter = (tuned_adapter(settings) or (None,))[0]
+    config = ConsultConfig(base_url=base_url, model=args.model or settings.model, adapter=adapter,
                            api_key=args.api_key or settings.api_key, max_tokens=args.max_tokens)
     return ConsultPipeline(open_store(settings), config)
 
@@ -115,6 +121,8 @@ def add_commands(sub) -> None:
         p.add_argument("--base-url", help="OpenAI-compatible endpoint (default: start a local server)")
         p.add_argument("--model", help="served model name (default: the configured model)")
         p.add_argument("--adapter", help="LoRA adapter name to request instead of the base model")
+        p.add_argument("--base", action="store_true",
+                       help="use the base model even when a tuned adapter is installed (make tune)")
         p.add_argument("--api-key", help="bearer key for the endpoint")
         p.add_argument("--max-tokens", type=int, default=256, help="answer length limit (tokens)")
 

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     max_loras: int = Field(4, ge=1)
     max_lora_rank: int = Field(16, ge=1)
     lora_modules: str | None = None
+    # serve the adapter `make tune` wrote (var/adapters/curbside-consult) and use it for consults, when its
+    # model card says it beats the base model; false keeps the base model everywhere
+    use_tuned_adapter: bool = True
 
     # the inference server
     api_key: str | None = None
@@ -103,6 +106,15 @@ class Settings(BaseSettings):
     @property
     def chat_model(self) -> str:
         return self.llm_model or self.served_model_name or self.model
+
+
+def tuned_adapter(settings: Settings) -> tuple[str, Path] | None:
+    """(name, directory) of the tuned adapter to use by default, or None for the base model."""
+    if not settings.use_tuned_adapter:
+        return None
+    from tuning.registry import default_adapter
+
+    return default_adapter(settings.data_dir)
 
 
 def _client_host(bind_host: str) -> str:

@@ -17,7 +17,7 @@ from app.consult import ConsultConfig, ConsultPipeline
 from app.engine_client import EngineClient
 from app.records import ConsultRecords
 from app.redaction import RedactingFilter
-from curbside.settings import Settings, load_settings
+from curbside.settings import Settings, load_settings, tuned_adapter
 
 log = logging.getLogger("curbside.app")
 
@@ -52,8 +52,12 @@ def build(settings: Settings, store=None, chat_model=None) -> Services:
         from retrieval.store import open_store
 
         store = open_store(settings)
+    adapter = settings.llm_adapter
+    if adapter is None and settings.llm_base_url is None:
+        # our own server (curbside run) serves the tuned adapter when there is one; another server may not
+        adapter = (tuned_adapter(settings) or (None,))[0]
     config = ConsultConfig(base_url=settings.chat_base_url, model=settings.chat_model,
-                           adapter=settings.llm_adapter, api_key=settings.api_key,
+                           adapter=adapter, api_key=settings.api_key,
                            max_tokens=settings.consult_max_tokens, timeout_s=settings.llm_timeout_s)
     pipeline = ConsultPipeline(store, config, chat_model)
     engine = EngineClient(settings.chat_base_url, settings.api_key)

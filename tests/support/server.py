@@ -57,7 +57,8 @@ def start_server(tmp: Path, *args: str, api_key: str | None = None, env: dict | 
     log_path = tmp / f"server-{port}.log"
     cmd = [sys.executable, "-m", "curbside.cli", "--data-dir", str(ROOT / "var"), "serve", "--port", str(port),
            *args]
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    # the tests' own var/ may hold a tuned adapter (make tune); servers under test start from the base model
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "CURBSIDE_USE_TUNED_ADAPTER": "false", **(env or {})}
     if api_key:
         full_env["CURBSIDE_API_KEY"] = api_key
     process = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)

@@ -1,0 +1,171 @@
+"""The tuning data: deterministic, split by document, faithful references, the consult pipeline's own prompts."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from app.verification import check, cited_numbers
+from tuning.dataset import (
+    SPLITS,
+    DatasetError,
+    build_dataset,
+    canonical_jsonl,
+    import_user_dataset,
+    load_records,
+    load_seed_cases,
+    sha256_bytes,
+    stratified,
+    write_dataset,
+)
+from tuning.questions import ABSTENTION
+
+
+def _excerpts(user: str) -> dict[int, str]:
+    """The numbered excerpt blocks of a prompt, by number."""
+    body = user.split("Guideline excerpts:\n", 1)[1].split("\n\nPatient: ", 1)[0]
+    blocks = re.split(r"(?:^|\n\n)\[(\d+)\] ", "\n\n" + body)
+    return {int(blocks[i]): blocks[i + 1] for i in range(1, len(blocks) - 1, 2)}
+
+
+def test_the_same_seed_gives_the_same_bytes_and_another_seed_does_not(small_corpus, small_config, small_dataset,
+                                                                       tmp_path):
+    from dataclasses import replace
+
+    again, _ = build_dataset(small_corpus, load_seed_cases(), small_config)
+    first, manifest = small_dataset
+    assert all(canonical_jsonl(first[s]) == canonical_jsonl(again[s]) for s in SPLITS)
+    other, _ = build_dataset(small_corpus, load_seed_cases(), replace(small_config, seed=4))
+    assert canonical_jsonl(other["train"]) != canonical_jsonl(first["train"])
+
+    written = write_dataset(tmp_path, first, manifest)
+    for split in SPLITS:
+        data = (tmp_path / f"{split}.jsonl").read_bytes()
+        assert written["splits"][split]["sha256"] == sha256_bytes(data)
+        assert written["splits"][split]["examples"] == len(first[split]) > 0
+    assert json.loads((tmp_path / "manifest.json").read_text())["sha256"] == written["sha256"]
+
+
+def test_splits_hold_disjoint_documents_and_no_test_text_reaches_training(small_dataset):
+    splits, manifest = small_dataset
+    docs = manifest["documents"]
+    assert not set(docs["train"]) & set(docs["test"]) and not set(docs["validation"]) & set(docs["test"])
+    assert not set(docs["train"]) & set(docs["validation"])
+    for split in SPLITS:
+        for record in splits[split]:
+            assert {c.split("#")[0] for c in record["meta"]["chunk_ids"]} <= set(docs[split]), record["meta"]
+    train_prompts = "\n".join(r["messages"][1]["content"] for r in splits["train"])
+    for record in splits["test"]:
+        for sentence in re.split(r" \[\d+\]\.? ?", record["messages"][-1]["content"]):
+            if len(sentence) > 40 and not sentence.startswith("Urgency is"):
+                assert sentence not in train_prompts
+
+
+def test_every_kind_is_generated_with_a_faithful_reference(small_dataset):
+    splits, _ = small_dataset
+    records = [r for s in SPLITS for r in splits[s]]
+    kinds = {r["meta"]["kind"] for r in records}
+    assert {"statement", "section", "no_answer", "emergency", "urgent"} <= kinds
+    positions = set()
+    for record in records:
+        answer = record["messages"][-1]["content"]
+        excerpts = _excerpts(record["messages"][1]["content"])
+        assert len(excerpts) == 4
+        if record["meta"]["kind"] == "no_answer":
+            assert answer == ABSTENTION and not cited_numbers(answer)
+            continue
+        assert check(answer, len(excerpts)).reason is None  # the app would show it as written
+        for sentence, n in re.findall(r"([^\[]+?) \[(\d+)\]\.", answer):
+            if not sentence.strip().startswith(("Urgency is", "Do not leave", "Arrange", "Assess")):
+                quoted = sentence.strip().rstrip(".")
+                assert quoted[:60] in " ".join(excerpts[int(n)].split()), (quoted, n)
+        positions.update(cited_numbers(answer))
+        if record["meta"]["kind"] in ("emergency", "urgent"):
+            assert answer.startswith(f"Urgency is {record['meta']['kind'].upper()}.")
+            assert f"Urgency: {record['meta']['kind'].upper()}" in record["messages"][1]["content"]
+    assert positions == {1, 2, 3, 4}  # the correct excerpt's position is shuffled
+
+
+def test_prompts_are_exactly_what_the_consult_pipeline_sends(small_dataset, small_corpus):
+    from app.consult import ConsultConfig, ConsultPipeline
+    from retrieval.store import SearchHit
+
+    passages = {p.chunk_id: p for d in small_corpus for p in d.passages}
+    splits, _ = small_dataset
+    for kind in ("statement", "no_answer", "emergency"):
+        record = next(r for r in splits["train"] if r["meta"]["kind"] == kind)
+        hits = [SearchHit(chunk_id=i, doc_id=passages[c].doc_id, title=passages[c].title, topic=passages[c].topic,
+                          source="s", version="1", section=passages[c].section, page=None, start=0, end=1,
+                          text=passages[c].text, score=1.0) for i, c in enumerate(record["meta"]["chunk_ids"])]
+
+        class Store:
+            def __init__(self, hits):
+                self.hits = hits
+
+            def search(self, query, k=5, topics=None, doc_ids=None, mode="hybrid"):
+                return [] if topics else self.hits[:k]  # no steered hits: the general search order stands
+
+        class Chat:
+            sent = None
+
+            def stream(self, messages):
+                Chat.sent = messages
+                return iter(())
+
+        result = ConsultPipeline(Store(hits), ConsultConfig(), chat_model=Chat()).run(dict(record["meta"]["case"]))
+        assert Chat.sent == record["messages"][:2]
+        assert result["urgency"] == ("emergency" if kind == "emergency" else "routine")
+
+
+def test_a_bad_user_file_is_refused_naming_each_line_and_problem(tmp_path):
+    good = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"},
+                         {"role": "assistant", "content": "a [1]."}]}
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps({"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "a"}]}),
+        json.dumps({"messages": [{"role": "user", "content": "q"}]}),
+        json.dumps({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "a"}]}),
+        json.dumps({"prompt": "q", "messages": [{"role": "user", "content": "q"},
+                                                 {"role": "assistant", "content": "a"}]}),
+        json.dumps([1, 2]),
+    ]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError) as e:
+        load_records(path)
+    message = str(e.value)
+    assert f"{path}:2: invalid JSON" in message
+    assert f"{path}:3: messages[0].role must be one of system, user, assistant, got 'bot'" in message
+    assert f"{path}:4: the last message must be the assistant's answer, got user" in message
+    assert f"{path}:5: messages[0].content is empty" in message
+    assert f"{path}:6: unknown key(s) ['prompt']" in message
+    assert f"{path}:7: expected a JSON object, got list" in message
+    assert ":1:" not in message
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(DatasetError, match="no records"):
+        load_records(empty)
+
+
+def test_a_valid_user_file_is_split_by_document_and_hashed(tmp_path):
+    records = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i} [1]."}],
+                "meta": {"doc_id": f"doc-{i % 5}"}} for i in range(40)]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    manifest = import_user_dataset(path, tmp_path / "out", seed=1)
+    assert sum(m["examples"] for m in manifest["splits"].values()) == 40
+    docs = {s: {json.loads(line)["meta"]["doc_id"] for line in (tmp_path / "out" / f"{s}.jsonl").open()}
+            for s in SPLITS}
+    assert not docs["train"] & docs["test"] and not docs["train"] & docs["validation"]
+    assert manifest == import_user_dataset(path, tmp_path / "again", seed=1)
+
+
+def test_stratified_subsets_keep_every_kind_in_proportion(small_dataset):
+    splits, _ = small_dataset
+    records = splits["train"]
+    subset = stratified(records, 20, seed=0)
+    assert len(subset) == 20 and subset == stratified(records, 20, seed=0)
+    assert {r["meta"]["kind"] for r in subset} == {r["meta"]["kind"] for r in records}

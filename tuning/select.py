@@ -1,0 +1,344 @@
+"""`curbside tune select`: train candidate methods within a time budget, pick one, test it, publish it.
+
+The budget covers everything the command does (data, evaluations, training), measured by the wall clock:
+
+1. Build (or import) the data, then evaluate the base model on validation and on test; the base model's
+   test time is reserved for the chosen adapter's own test evaluation at the end.
+2. For each candidate in order: load it and run `probe_steps` training steps to measure its step time. If
+   `step time x remaining steps + a validation run` does not fit in what is left, the candidate is skipped and
+   the card says why; otherwise it trains to its step count and is evaluated on validation.
+3. The best validation `selection_score` (tuning.metrics) wins; within 0.005 of the best a servable LoRA is
+   preferred, since only LoRA adapters can be served by our engine.
+4. The winner is reloaded from its saved PEFT files and evaluated on the held-out test split.
+5. `<data_dir>/adapters/<name>/` is written atomically: the adapter, its loss curve and `model_card.json`.
+
+`beats_base_on_validation` is true when the winner's validation score is higher than the base model's and it
+is not worse than the base on citation_validity or on key_fact_recall.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .dataset import DataConfig, canonical_jsonl, generate, import_user_dataset, load_split, stratified
+from .evaluate import EvalConfig, evaluate_model, load_for_eval, write_report
+from .methods import ATTENTION, ATTENTION_MLP, MethodConfig, resolve_base, select_device
+from .metrics import SCORE_WEIGHTS, selection_score
+from .registry import CARD, DEFAULT_ADAPTER_NAME, adapters_dir
+from .train import TrainConfig, Trainer
+
+TIE = 0.005
+
+
+class SelectError(RuntimeError):
+    """Selection could not produce an adapter (nothing fitted the budget, no data)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    method: MethodConfig
+    steps: int
+    learning_rate: float | None = None
+
+
+# Sized for the 2-core CPU (one step = grad_accum examples): the LoRAs first, since only a LoRA can be served.
+# The second LoRA adapts the top 10 of SmolLM2's 30 layers, which makes a step about 1.8x cheaper.
+DEFAULT_CANDIDATES = (
+    Candidate("lora-r8-attn", MethodConfig("lora", lora_r=8, lora_alpha=16, target_modules=ATTENTION), steps=45,
+              learning_rate=2e-3),
+    Candidate("lora-r16-attn-mlp-top10", MethodConfig("lora", lora_r=16, lora_alpha=32, target_modules=ATTENTION_MLP,
+                                                      top_layers=10), steps=45, learning_rate=2e-3),
+    Candidate("prompt-tuning-20", MethodConfig("prompt", num_virtual_tokens=20), steps=30),
+    Candidate("ia3", MethodConfig("ia3"), steps=30),
+)
+
+
+@dataclass
+class SelectConfig:
+    budget_minutes: float
+    name: str = DEFAULT_ADAPTER_NAME
+    seed: int = 0
+    base_model: str = "smollm2-135m-instruct"
+    candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES
+    steps: int | None = None                 # overrides every candidate's step count
+    batch_size: int = 1
+    grad_accum: int = 2
+    max_seq_len: int = 1024
+    validation_limit: int | None = 16
+    test_limit: int | None = 40
+    probe_steps: int = 2
+    device: str = "auto"
+    data_file: Path | None = None            # a user-supplied chat JSONL instead of the generated data
+    data_config: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+@dataclass
+class Budget:
+    minutes: float
+    clock: Callable[[], float] = time.monotonic
+    start: float = 0.0
+
+    def __post_init__(self):
+        self.start = self.clock()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+    def left(self) -> float:
+        return self.minutes * 60 - self.elapsed()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def base_model_identity(name: str, path: Path) -> dict:
+    weights = sorted(Path(path).glob("*.safetensors"))
+    identity = {"name": name, "path": str(path),
+                "sha256": {w.name: file_sha256(w) for w in weights}}
+    from curbside.model_store import REGISTRY
+
+    if name in REGISTRY:
+        identity["package"] = f"{REGISTRY[name].package}=={REGISTRY[name].version}"
+        identity["package_sha256"] = REGISTRY[name].sha256
+    return identity
+
+
+def beats_base(adapter: dict, base: dict) -> bool:
+    """Higher selection score than the base, and not worse on citation_validity or key_fact_recall."""
+    def value(m, k):
+        return m.get(k) if m.get(k) is not None else 0.0
+    return (selection_score(adapter) > selection_score(base)
+            and value(adapter, "citation_validity") >= value(base, "citation_validity")
+            and value(adapter, "key_fact_recall") >= value(base, "key_fact_recall"))
+
+
+def choose(results: list[dict]) -> dict | None:
+    """The best trained candidate by validation score; near-ties go to a servable LoRA."""
+    trained = [r for r in results if r["status"] == "trained"]
+    if not trained:
+        return None
+    best = max(r["score"] for r in trained)
+    close = [r for r in trained if r["score"] >= best - TIE]
+    return max(close, key=lambda r: (r["method"]["method"] == "lora", r["score"]))
+
+
+def _public(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k != "by_kind"}
+
+
+def publish(adapter_src: Path, target: Path, card: dict, extra_files: list[Path]) -> Path:
+    """Write the adapter directory atomically: a temporary sibling, fsynced, then renamed into place."""
+    root = target.parent
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(adapter_src, tmp)
+    for f in extra_files:
+        if f.exists():
+            shutil.copy2(f, tmp / f.name)
+    (tmp / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    for p in tmp.iterdir():
+        with open(p, "rb") as handle:
+            os.fsync(handle.fileno())
+    old = root / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return target
+
+
+def _cached_base_eval(data_dir: Path, models_dir: Path, base_id: dict, records: list[dict], config: SelectConfig,
+                      out: Path, progress: bool, desc: str, log: Callable[[str], None]) -> dict:
+    """The base model's metrics on these records, from the cache when the same evaluation was run before.
+
+    The key covers the base model's weights, the exact records and the evaluation settings; the cached metrics
+    keep the `seconds` the evaluation took, so budget estimates stay honest.
+    """
+    key = hashlib.sha256(json.dumps({"model": base_id["sha256"], "records": canonical_jsonl(records).hex(),
+                                     "eval": config.eval.__dict__, "device": config.device},
+                                    sort_keys=True).encode()).hexdigest()
+    cache = Path(data_dir) / "tuning" / "base-eval-cache" / f"{key}.json"
+    if cache.exists():
+        cached = json.loads(cache.read_text())
+        write_report(out, cached["metrics"], cached["rows"], {"cached_from": str(cache)})
+        log(f"{desc}: cached ({cache.name[:12]})")
+        return {**cached["metrics"], "cached": True}
+    model, tokenizer, device = load_for_eval(config.base_model, models_dir, device=config.device)
+    metrics, rows = evaluate_model(model, tokenizer, records, config.eval, device, progress, desc)
+    del model
+    gc.collect()
+    write_report(out, metrics, rows)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"metrics": metrics, "rows": rows}))
+    os.replace(tmp, cache)
+    return metrics
+
+
+def run_select(config: SelectConfig, data_dir: Path, models_dir: Path, guideline_paths: list[Path] | None = None,
+               tokenizer_dir: Path | None = None, progress: bool = True, log: Callable[[str], None] = print,
+               clock: Callable[[], float] = time.monotonic) -> dict:
+    """Run the whole selection; returns the model card (also written next to the published adapter)."""
+    budget = Budget(config.budget_minutes, clock)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    work = Path(data_dir) / "tuning" / "runs" / f"{config.name}-{stamp}"
+    work.mkdir(parents=True, exist_ok=True)
+
+    # 1. data
+    if config.data_file is not None:
+        manifest = import_user_dataset(Path(config.data_file), work / "data", seed=config.seed)
+    else:
+        from retrieval.ingest import bundled_guideline_paths
+
+        from .corpus import embedder_tokenizer_dir
+
+        data_config = DataConfig(**{**config.data_config.__dict__, "seed": config.seed})
+        manifest = generate(work / "data", guideline_paths or bundled_guideline_paths(),
+                            tokenizer_dir or embedder_tokenizer_dir(models_dir), data_config)
+    train_records = load_split(work / "data", "train")
+    validation = stratified(load_split(work / "data", "validation"), config.validation_limit, config.seed)
+    test = stratified(load_split(work / "data", "test"), config.test_limit, config.seed)
+    log(f"data: {len(train_records)} train, {len(validation)} validation, {len(test)} test examples "
+        f"(sha256 {manifest['sha256'][:12]})")
+
+    # 2. the base model on validation and test (cached: the same data, model and settings give the same answers)
+    base_path = resolve_base(config.base_model, models_dir)
+    base_id = base_model_identity(config.base_model, base_path)
+    base_val = _cached_base_eval(data_dir, models_dir, base_id, validation, config, work / "base" / "validation",
+                                 progress, "base validation", log)
+    base_test = _cached_base_eval(data_dir, models_dir, base_id, test, config, work / "base" / "test", progress,
+                                  "base test", log)
+    reserve = base_test["seconds"] * 1.1 + 15
+    val_seconds = base_val["seconds"]
+    log(f"base: validation score {selection_score(base_val):.3f} ({val_seconds:.0f} s), test "
+        f"{base_test['seconds']:.0f} s; {budget.left() / 60:.1f} min left, {reserve / 60:.1f} min reserved for "
+        "the adapter's test run")
+
+    # 3. candidates
+    results = []
+    for candidate in config.candidates:
+        steps = config.steps or candidate.steps
+        entry: dict = {"name": candidate.name, "method": candidate.method.to_dict(), "steps": steps}
+        results.append(entry)
+        left = budget.left() - reserve
+        if left < val_seconds + 30:
+            entry.update(status="skipped", reason=f"no time left ({max(0, left) / 60:.1f} min before the reserve)")
+            log(f"{candidate.name}: skipped, {entry['reason']}")
+            continue
+        train_config = TrainConfig(method=candidate.method, base_model=config.base_model,
+                                   learning_rate=candidate.learning_rate, max_steps=steps,
+                                   batch_size=config.batch_size, grad_accum=config.grad_accum,
+                                   max_seq_len=config.max_seq_len, seed=config.seed,
+                                   checkpoint_every=max(1, steps // 3), device=config.device)
+        out = work / "candidates" / candidate.name
+        started = budget.elapsed()
+        trainer = Trainer(train_config, train_records, out, models_dir, progress=progress)
+        trainer.run(until=min(config.probe_steps, steps))
+        per_step = trainer.seconds_per_step() or 0.0
+        needed = per_step * (steps - trainer.step) + val_seconds * 1.1 + 10
+        left = budget.left() - reserve
+        entry["probe_seconds_per_step"] = entry["seconds_per_step"] = round(per_step, 2)
+        entry["estimated_seconds"] = round(needed + budget.elapsed() - started)
+        if needed > left:
+            entry.update(status="skipped", probe_seconds=round(budget.elapsed() - started, 1),
+                         reason=f"needs about {needed / 60:.1f} min more ({steps - trainer.step} steps at "
+                                f"{per_step:.1f} s + validation), only {max(0, left) / 60:.1f} min left")
+            log(f"{candidate.name}: skipped, {entry['reason']}")
+            del trainer
+            gc.collect()
+            continue
+        trainer.run()
+        adapter = trainer.finish()
+        train_seconds = budget.elapsed() - started
+        trainer.model.eval()
+        metrics, rows = evaluate_model(trainer.model, trainer.tokenizer, validation, config.eval, trainer.device,
+                                       progress, f"{candidate.name} validation")
+        write_report(out / "validation", metrics, rows)
+        entry.update(status="trained", adapter=str(adapter), train_seconds=round(train_seconds, 1),
+                     seconds_per_step=round(trainer.seconds_per_step() or per_step, 2),
+                     validation_seconds=metrics["seconds"], validation=_public(metrics),
+                     score=selection_score(metrics), final_loss=trainer.losses[-1] if trainer.losses else None,
+                     trainable_parameters=trainer.trainable)
+        log(f"{candidate.name}: trained {steps} steps in {train_seconds / 60:.1f} min, validation score "
+            f"{entry['score']:.3f} (citation validity {metrics['citation_validity']}, key-fact recall "
+            f"{metrics['key_fact_recall']})")
+        del trainer
+        gc.collect()
+
+    chosen = choose(results)
+    card: dict = {
+        "name": config.name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "base_model": base_id,
+        "data": {"manifest_sha256": manifest["sha256"],
+                 "splits": {s: {k: v for k, v in m.items() if k != "file"} for s, m in manifest["splits"].items()},
+                 "documents": manifest.get("documents"), "source": manifest.get("generator"),
+                 "evaluated": {"validation": len(validation), "test": len(test)}},
+        "selection": {"score": "weighted mean of validation metrics", "weights": SCORE_WEIGHTS, "tie": TIE,
+                      "budget_minutes": config.budget_minutes, "seed": config.seed,
+                      "eval": config.eval.__dict__, "device": str(select_device(config.device)[0])},
+        "candidates": results,
+        "validation": {"base": _public(base_val)},
+        "work_dir": str(work),
+    }
+    if chosen is None:
+        card.update(chosen=None, servable=False, beats_base_on_validation=False,
+                    test={"base": _public(base_test), "adapter": None},
+                    elapsed_minutes=round(budget.elapsed() / 60, 2))
+        (work / CARD).write_text(json.dumps(card, indent=2) + "\n")
+        raise SelectError(f"no candidate fitted in {config.budget_minutes} min; see {work / CARD}")
+
+    # 4. the winner on test, reloaded from the files that will ship
+    model, tokenizer, device = load_for_eval(config.base_model, models_dir, Path(chosen["adapter"]), config.device)
+    adapter_test, rows = evaluate_model(model, tokenizer, test, config.eval, device, progress, "adapter test")
+    write_report(work / "candidates" / chosen["name"] / "test", adapter_test, rows)
+    del model
+    gc.collect()
+
+    servable = chosen["method"]["method"] == "lora"
+    card.update(
+        chosen={"name": chosen["name"], **chosen["method"], "steps": chosen["steps"], "score": chosen["score"]},
+        servable=servable,
+        serving=({"engine": "LoRA", "max_lora_rank": chosen["method"]["lora_r"],
+                  "note": f"serve with --enable-lora --max-lora-rank {max(16, chosen['method']['lora_r'])}"}
+                 if servable else
+                 {"engine": None, "note": f"{chosen['method']['method']} adapters cannot be served by our engine "
+                                          "(it serves LoRA only); use it with HF + PEFT, or select among LoRA "
+                                          "candidates"}),
+        beats_base_on_validation=beats_base(chosen["validation"], base_val),
+        test={"base": _public(base_test), "adapter": _public(adapter_test)},
+        elapsed_minutes=round(budget.elapsed() / 60, 2),
+    )
+    card["validation"]["adapter"] = chosen["validation"]
+    (work / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    target = adapters_dir(data_dir) / config.name
+    candidate_dir = work / "candidates" / chosen["name"]
+    publish(Path(chosen["adapter"]), target, card, [candidate_dir / "loss_curve.png",
+                                                    candidate_dir / "train_summary.json"])
+    card["published"] = str(target)
+    log(f"chose {chosen['name']}; test citation validity {base_test['citation_validity']} -> "
+        f"{adapter_test['citation_validity']}, key-fact recall {base_test['key_fact_recall']} -> "
+        f"{adapter_test['key_fact_recall']}; wrote {target} in {budget.elapsed() / 60:.1f} min")
+    return card
