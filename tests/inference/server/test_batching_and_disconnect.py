@@ -91,7 +91,12 @@ def test_a_disconnected_stream_is_aborted_and_frees_its_blocks(server):
         for i, _ in enumerate(r.iter_lines()):
             if i > 5:
                 break
-        running = metric(server, "curbside_num_requests_running")
+        # The gauge is sampled from the scheduler at the instant /metrics is read; mid-step the batch can be
+        # out of the running list, so look a few times while the stream is still open.
+        deadline, running = time.monotonic() + 10, 0.0
+        while running < 1 and time.monotonic() < deadline:
+            running = metric(server, "curbside_num_requests_running")
+            time.sleep(0.05)
         assert running >= 1, f"the stream was not running while being read: {running}"
     wait_idle(server)
 
