@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
@@ -13,21 +12,7 @@ from argon2 import PasswordHasher
 from app.accounts import Accounts
 from app.audit import AuditLog
 from app.database import opened
-from curbside import cli_admin
-from curbside.errors import CurbsideError
-
-
-def main(argv: list[str]) -> int:
-    """What `curbside.cli.main` does once `cli_admin.add_commands(sub)` is registered there."""
-    parser = argparse.ArgumentParser(prog="curbside")
-    parser.add_argument("--data-dir")
-    cli_admin.add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except CurbsideError as e:
-        print(f"curbside: error: {e}", file=sys.stderr)
-        return 2
+from curbside.cli import main
 
 
 @pytest.fixture(autouse=True)

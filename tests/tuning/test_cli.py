@@ -1,25 +1,10 @@
-"""`curbside tune ...` as `curbside.cli` will run it once `cli_tune.add_commands(sub)` is registered there."""
+"""`curbside tune ...` from the command line."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
-from curbside import cli_tune
-from curbside.errors import CurbsideError
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="curbside")
-    parser.add_argument("--data-dir")
-    cli_tune.add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except CurbsideError as e:
-        print(f"curbside: error: {e}", file=sys.stderr)
-        return 2
+from curbside.cli import main
 
 
 def test_tune_data_train_and_eval_from_the_command_line(tmp_path, small_corpus_paths, tiny_llama, models_dir,
