@@ -101,7 +101,8 @@ def build_app(state: ServerState, load_in_background: bool = True) -> FastAPI:
         if state.embedder is not None:
             await state.embedder.close()
 
-    app = FastAPI(title="Curbside inference server", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="Curbside inference server", version="0.1.0", lifespan=lifespan,
+                  responses=errors.OPENAPI_RESPONSES)
     errors.install(app)
     app.add_middleware(Guard, state=state)
 

@@ -5,11 +5,22 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from ..errors import InvalidParameterError, ModelNotFoundError
+from .protocol import ErrorResponse
 
-TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 413: "RequestTooLargeError",
-         429: "RateLimitError", 500: "InternalServerError", 503: "ServiceUnavailableError"}
+TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 405: "MethodNotAllowedError",
+         413: "RequestTooLargeError", 429: "RateLimitError", 500: "InternalServerError",
+         503: "ServiceUnavailableError"}
+
+# What /openapi.json states for every route: errors in OpenAI's shape (and never FastAPI's default 422, which
+# this server does not send: validation errors are 400).
+OPENAPI_RESPONSES = {
+    "4XX": {"model": ErrorResponse, "description": "400 invalid parameters or malformed JSON, 401 missing or wrong "
+            "API key, 404 unknown model or path, 405, 413 body too large, 429 queue full"},
+    "5XX": {"model": ErrorResponse, "description": "503 while loading or draining"},
+}
 
 
 class APIError(Exception):
@@ -38,6 +49,11 @@ def _describe(errors: list[dict]) -> tuple[str, str | None]:
 
 
 def install(app) -> None:
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, e: HTTPException):
+        # Starlette's own 404 (unknown path) and 405 (wrong method), in the same shape as every other error
+        return error_response(e.status_code, str(e.detail), headers=e.headers)
+
     @app.exception_handler(APIError)
     async def _api(_: Request, e: APIError):
         return error_response(e.status, e.message, e.param)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,25 +25,34 @@ class SamplingFields(OpenAIModel):
     top_p: float | None = Field(None, gt=0, le=1)
     n: int = Field(1, ge=1, le=16)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    # torch seeds a generator from a 64-bit integer; a larger seed used to fail the engine step, and with it
+    # every request in flight. (The server adds the choice index, at most 15, to each seed.)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     stream: bool = False
     stream_options: StreamOptions | None = None
     # extensions vLLM also accepts
-    top_k: int | None = None
+    top_k: int | None = Field(None, ge=-1, le=2**31 - 1)  # beyond int64 it failed the whole engine step
     min_p: float | None = Field(None, ge=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0)
     ignore_eos: bool = False
 
 
+class ContentPart(OpenAIModel):
+    """One part of a message's content list; only text parts are read (images and audio are ignored)."""
+
+    type: str
+    text: str | None = None
+
+
 class ChatMessage(OpenAIModel):
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[ContentPart] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
-            return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+            return "".join(part.text or "" for part in self.content if part.type == "text")
         return self.content or ""
 
 
