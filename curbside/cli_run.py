@@ -48,7 +48,10 @@ def _stop(procs: list[subprocess.Popen], grace_s: float = 15.0) -> None:
 def streamlit_command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(APP_MAIN), "--server.address", host,
             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--client.showErrorDetails", "none"]
+            "--server.fileWatcherType", "none", "--client.showErrorDetails", "none",
+            # a fixed address to print: bound to all interfaces, Streamlit would otherwise look up its
+            # external IP on the internet at start
+            "--browser.serverAddress", "localhost" if host in ("0.0.0.0", "::", "") else host]
 
 
 def cmd_run(args) -> int:

@@ -58,9 +58,6 @@ bootstrap._print_url(False)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="Streamlit bound to all interfaces (the Docker image's CURBSIDE_APP_HOST="
-                   "0.0.0.0) looks up its 'external URL' at checkip.amazonaws.com on start; curbside/cli_run.py "
-                   "should pass --browser.serverAddress so it prints one URL and looks up nothing")
 def test_the_app_bound_to_all_interfaces_looks_up_nothing_on_start(tmp_path, repo_root):
     cmd = streamlit_command("0.0.0.0", 8501)
     args = cmd[cmd.index("run") + 2:]
