@@ -9,7 +9,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 # The CPU build of torch; a CUDA site sets TORCH_SPEC to its own build before `make setup`.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup run test lint bench models browser gpu-check deploy-tools deploy-lint tune clean
+.PHONY: setup run test lint bench models browser gpu-check deploy-tools deploy-lint tune fuzz soak clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,12 @@ bench: setup
 TUNE_BUDGET_MINUTES ?= 45
 tune: setup
 	nice -n 15 $(VENV)/bin/curbside tune select --budget-minutes $(TUNE_BUDGET_MINUTES)
+
+# Longer runs of the robustness checks (make test runs short ones): fuzzing from the OpenAPI schema, 10-minute soak.
+fuzz: setup
+	$(PY) tests/fuzz/fuzz_openapi.py --max-examples 200 --json var/fuzz.json
+soak: setup
+	$(PY) -m curbside.soak --minutes 10 --json var/soak.json
 
 # On a GPU machine: CUDA correctness against HF and the roofline benchmark (at most 8 minutes).
 gpu-check: setup
