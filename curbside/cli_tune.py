@@ -144,7 +144,10 @@ def cmd_select(args) -> int:
     config = SelectConfig(candidates=candidates, budget_minutes=args.budget_minutes, name=args.name, seed=args.seed,
                           base_model=args.model or s.model, steps=args.steps,
                           validation_limit=args.validation_limit, test_limit=args.test_limit,
-                          data_file=Path(args.data) if args.data else None, device=args.device or "auto")
+                          data_file=Path(args.data) if args.data else None, device=args.device or "auto",
+                          servable_only=not args.any_method, resume=Path(args.resume) if args.resume else None)
+    if config.resume is not None and config.data_file is not None:
+        return _error("--resume continues on the data the run was built with; leave out --data")
     try:
         card = run_select(config, Path(s.data_dir), s.model_dir)
     except (SelectError, DatasetError) as e:
@@ -174,6 +177,9 @@ def print_card(card: dict) -> None:
         print(f"test {key:20} base {base.get(key)!s:8} adapter {tuned.get(key)}")
     print(f"chosen: {card['chosen']['name'] if card.get('chosen') else None}; beats base on validation: "
           f"{card['beats_base_on_validation']}; servable: {card['servable']}")
+    if card.get("best_overall"):
+        best = card["best_overall"]
+        print(f"best of any method: {best['name']} (score {best['score']:.3f}): {best['note']}")
 
 
 def add_commands(sub) -> None:
@@ -237,4 +243,9 @@ def add_commands(sub) -> None:
                                         "lora-r8-attn, lora-r16-attn-mlp-top10, prompt-tuning-20, ia3)")
     s.add_argument("--model", help="base model (default: the configured model)")
     s.add_argument("--device", help="cpu, cuda or auto")
+    s.add_argument("--any-method", action="store_true",
+                   help="publish the best candidate of any method (default: the best LoRA, all the engine serves)")
+    s.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an earlier run (<data-dir>/tuning/runs/...): finished candidates and unchanged "
+                        "evaluations are reused, interrupted ones resume from their last checkpoint")
     s.set_defaults(func=cmd_select)

@@ -7,9 +7,14 @@ The budget covers everything the command does (data, evaluations, training), mea
 2. For each candidate in order: load it and run `probe_steps` training steps to measure its step time. If
    `step time x remaining steps + a validation run` does not fit in what is left, the candidate is skipped and
    the card says why; otherwise it trains to its step count and is evaluated on validation.
-3. The best validation `selection_score` (tuning.metrics) wins; within 0.005 of the best a servable LoRA is
-   preferred, since only LoRA adapters can be served by our engine.
+3. The best validation `selection_score` (tuning.metrics) wins. Our engine serves LoRA only, so by default
+   the winner is the best LoRA and the card's `best_overall` names any other method that scored higher;
+   with `servable_only=False` (`--any-method`) every method competes and near-ties (0.005) go to a LoRA.
 4. The winner is reloaded from its saved PEFT files and evaluated on the held-out test split.
+
+`resume` continues an earlier run in its own directory, on the data it was built with: a candidate's
+trainer resumes from its latest checkpoint (a finished one trains no further), and an evaluation whose
+adapter weights, records and settings are unchanged is read back instead of run again.
 5. `<data_dir>/adapters/<name>/` is written atomically: the adapter, its loss curve and `model_card.json`.
 
 `beats_base_on_validation` is true when the winner's validation score is higher than the base model's and it
@@ -79,6 +84,8 @@ class SelectConfig:
     probe_steps: int = 2
     device: str = "auto"
     data_file: Path | None = None            # a user-supplied chat JSONL instead of the generated data
+    servable_only: bool = True               # publish the best LoRA (what the engine can serve)
+    resume: Path | None = None               # an earlier run directory to continue
     data_config: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -128,9 +135,13 @@ def beats_base(adapter: dict, base: dict) -> bool:
             and value(adapter, "key_fact_recall") >= value(base, "key_fact_recall"))
 
 
-def choose(results: list[dict]) -> dict | None:
-    """The best trained candidate by validation score; near-ties go to a servable LoRA."""
-    trained = [r for r in results if r["status"] == "trained"]
+def choose(results: list[dict], servable_only: bool = False) -> dict | None:
+    """The best trained candidate by validation score; near-ties go to a servable LoRA.
+
+    With `servable_only`, only LoRA candidates compete (the engine serves LoRA only).
+    """
+    trained = [r for r in results if r["status"] == "trained"
+               and (not servable_only or r["method"]["method"] == "lora")]
     if not trained:
         return None
     best = max(r["score"] for r in trained)
@@ -169,6 +180,38 @@ def publish(adapter_src: Path, target: Path, card: dict, extra_files: list[Path]
     return target
 
 
+def _eval_key(adapter_dir: Path, records: list[dict], config: SelectConfig) -> str:
+    """What an adapter's evaluation depends on: its weights, the exact records and the evaluation settings."""
+    weights = sorted(Path(adapter_dir).glob("*.safetensors"))
+    return hashlib.sha256(json.dumps({"weights": [file_sha256(w) for w in weights],
+                                      "records": canonical_jsonl(records).hex(), "eval": config.eval.__dict__,
+                                      "device": config.device}, sort_keys=True).encode()).hexdigest()
+
+
+def _earlier_eval(out: Path, key: str) -> dict | None:
+    """The metrics an earlier run wrote to `out` for the same evaluation key, if any."""
+    try:
+        metrics = json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return metrics if metrics.get("eval_key") == key else None
+
+
+def _evaluate_adapter(load: Callable[[], tuple], adapter_dir: Path, records: list[dict], config: SelectConfig,
+                      out: Path, progress: bool, desc: str, log: Callable[[str], None]) -> dict:
+    """Evaluate the adapter that `load()` returns as (model, tokenizer, device), unless `out` already holds
+    this very evaluation from an earlier run (then its metrics are read back, marked `reused`)."""
+    key = _eval_key(adapter_dir, records, config)
+    earlier = _earlier_eval(out, key)
+    if earlier is not None:
+        log(f"{desc}: unchanged since the earlier run, reusing {out / 'metrics.json'}")
+        return {**{k: v for k, v in earlier.items() if k != "eval_key"}, "reused": True}
+    model, tokenizer, device = load()
+    metrics, rows = evaluate_model(model, tokenizer, records, config.eval, device, progress, desc)
+    write_report(out, metrics, rows, {"eval_key": key})
+    return metrics
+
+
 def _cached_base_eval(data_dir: Path, models_dir: Path, base_id: dict, records: list[dict], config: SelectConfig,
                       out: Path, progress: bool, desc: str, log: Callable[[str], None]) -> dict:
     """The base model's metrics on these records, from the cache when the same evaluation was run before.
@@ -204,10 +247,18 @@ def run_select(config: SelectConfig, data_dir: Path, models_dir: Path, guideline
     budget = Budget(config.budget_minutes, clock)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     work = Path(data_dir) / "tuning" / "runs" / f"{config.name}-{stamp}"
-    work.mkdir(parents=True, exist_ok=True)
+    if config.resume is None:
+        work.mkdir(parents=True, exist_ok=True)
 
-    # 1. data
-    if config.data_file is not None:
+    # 1. data (a resumed run keeps the data it was built with)
+    if config.resume is not None:
+        work = Path(config.resume)
+        try:
+            manifest = json.loads((work / "data" / "manifest.json").read_text())
+        except (OSError, ValueError) as e:
+            raise SelectError(f"cannot resume {work}: it holds no selection run data ({e})") from e
+        log(f"resuming {work}")
+    elif config.data_file is not None:
         manifest = import_user_dataset(Path(config.data_file), work / "data", seed=config.seed)
     else:
         from retrieval.ingest import bundled_guideline_paths
@@ -272,10 +323,13 @@ def run_select(config: SelectConfig, data_dir: Path, models_dir: Path, guideline
         trainer.run()
         adapter = trainer.finish()
         train_seconds = budget.elapsed() - started
+        if trainer.resumed_from is not None:
+            # this run only finished what an earlier one started: count the earlier steps' compute too
+            train_seconds += sum(trainer.step_seconds[:trainer.resumed_from])
+            entry["resumed_from_step"] = trainer.resumed_from
         trainer.model.eval()
-        metrics, rows = evaluate_model(trainer.model, trainer.tokenizer, validation, config.eval, trainer.device,
-                                       progress, f"{candidate.name} validation")
-        write_report(out / "validation", metrics, rows)
+        metrics = _evaluate_adapter(lambda: (trainer.model, trainer.tokenizer, trainer.device), adapter, validation,
+                                    config, out / "validation", progress, f"{candidate.name} validation", log)
         entry.update(status="trained", adapter=str(adapter), train_seconds=round(train_seconds, 1),
                      seconds_per_step=round(trainer.seconds_per_step() or per_step, 2),
                      validation_seconds=metrics["seconds"], validation=_public(metrics),
@@ -287,7 +341,8 @@ def run_select(config: SelectConfig, data_dir: Path, models_dir: Path, guideline
         del trainer
         gc.collect()
 
-    chosen = choose(results)
+    chosen = choose(results, servable_only=config.servable_only)
+    best = choose(results)
     card: dict = {
         "name": config.name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -308,13 +363,21 @@ def run_select(config: SelectConfig, data_dir: Path, models_dir: Path, guideline
                     test={"base": _public(base_test), "adapter": None},
                     elapsed_minutes=round(budget.elapsed() / 60, 2))
         (work / CARD).write_text(json.dumps(card, indent=2) + "\n")
+        if best is not None:
+            raise SelectError(f"only {best['method']['method']} candidates trained and the engine serves LoRA only "
+                              f"(--any-method publishes {best['name']}); see {work / CARD}")
         raise SelectError(f"no candidate fitted in {config.budget_minutes} min; see {work / CARD}")
 
+    if best is not None and best is not chosen:
+        card["best_overall"] = {"name": best["name"], "method": best["method"]["method"], "score": best["score"],
+                                "note": "scored higher on validation but is not a LoRA, which is all our engine "
+                                        "serves; curbside tune select --any-method publishes it instead"}
+
     # 4. the winner on test, reloaded from the files that will ship
-    model, tokenizer, device = load_for_eval(config.base_model, models_dir, Path(chosen["adapter"]), config.device)
-    adapter_test, rows = evaluate_model(model, tokenizer, test, config.eval, device, progress, "adapter test")
-    write_report(work / "candidates" / chosen["name"] / "test", adapter_test, rows)
-    del model
+    adapter_test = _evaluate_adapter(
+        lambda: load_for_eval(config.base_model, models_dir, Path(chosen["adapter"]), config.device),
+        Path(chosen["adapter"]), test, config, work / "candidates" / chosen["name"] / "test", progress,
+        "adapter test", log)
     gc.collect()
 
     servable = chosen["method"]["method"] == "lora"

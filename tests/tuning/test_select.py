@@ -57,6 +57,35 @@ def test_select_trains_what_fits_skips_what_does_not_and_publishes_a_card(tiny_l
     assert default_adapter(tmp_path) == expected
 
 
+def test_a_resumed_run_reuses_finished_candidates_and_unchanged_evaluations(tiny_llama, small_corpus_paths,
+                                                                            minilm_dir, models_dir, tmp_path):
+    lora = Candidate("lora-small", MethodConfig("lora", lora_r=4, lora_alpha=8), steps=2, learning_rate=1e-2)
+    ia3 = Candidate("ia3-small", MethodConfig("ia3"), steps=2)
+    first = run_select(small_select(tiny_llama, 3.0, (lora,)), tmp_path, models_dir, small_corpus_paths,
+                       minilm_dir, progress=False, log=lambda line: None)
+    work = Path(first["work_dir"])
+    weights = (work / "candidates" / "lora-small" / "adapter" / "adapter_model.safetensors").read_bytes()
+
+    lines: list[str] = []
+    config = small_select(tiny_llama, 3.0, (lora, ia3))
+    config.resume = work
+    second = run_select(config, tmp_path, models_dir, small_corpus_paths, minilm_dir, progress=False,
+                        log=lines.append)
+    assert second["work_dir"] == str(work) and second["data"]["manifest_sha256"] == first["data"]["manifest_sha256"]
+    again, added = second["candidates"]
+    assert again["resumed_from_step"] == 2 and again["validation"]["reused"] is True
+    assert again["score"] == first["candidates"][0]["score"]
+    assert (work / "candidates" / "lora-small" / "adapter" / "adapter_model.safetensors").read_bytes() == weights
+    assert added["status"] == "trained" and "reused" not in added["validation"]
+    assert any("adapter test: unchanged" in line for line in lines) == (second["chosen"]["name"] == "lora-small")
+    if added["score"] > again["score"] + 0.005:
+        assert second["best_overall"]["name"] == "ia3-small" and second["chosen"]["name"] == "lora-small"
+
+    config.resume = tmp_path / "no-such-run"
+    with pytest.raises(SelectError, match="cannot resume"):
+        run_select(config, tmp_path, models_dir, small_corpus_paths, minilm_dir, progress=False, log=lambda l: None)
+
+
 def test_nothing_fitting_the_budget_is_an_error_and_publishes_nothing(tiny_llama, small_corpus_paths, minilm_dir,
                                                                       models_dir, tmp_path):
     candidates = (Candidate("lora-forever", MethodConfig("lora", lora_r=4, lora_alpha=8), steps=10**6),)
@@ -73,6 +102,8 @@ def test_near_ties_go_to_a_servable_lora_and_beating_the_base_needs_both_key_met
     assert choose(results)["name"] == "lora"
     results[0]["score"] = 0.9
     assert choose(results)["name"] == "ia3"
+    assert choose(results, servable_only=True)["name"] == "lora"
+    assert choose(results[:1], servable_only=True) is None
     base = {"citation_validity": 0.1, "key_fact_recall": 0.3, "format_compliance": 0.0, "abstention_accuracy": 0.0}
     assert beats_base({**base, "citation_validity": 0.9, "key_fact_recall": 0.5}, base)
     assert not beats_base({**base, "citation_validity": 0.9, "key_fact_recall": 0.2}, base)
