@@ -219,10 +219,14 @@ class ConsultPipeline:
             log.warning("case %s: %s", case.get("id", "?"), generation_error)
         t_generation = time.perf_counter()
 
-        verification = check(generated, len(citations))
+        verification = check(generated, len(citations), [c["text"] for c in citations])
         if generation_error:
             verification.reason = generation_error
         answer = generated.strip()
+        if verification.abstained and not verification.reason and citations:
+            # the model says the excerpts do not answer; show that, and what it declined to use
+            answer += "\n\n" + extractive_answer(question, [c["text"] for c in citations],
+                                                  heading="Closest statements in the retrieved guidelines:")
         if verification.reason:
             verification.fallback_used = True
             answer = (

@@ -1,13 +1,20 @@
 """Check a generated answer against its excerpts; fall back to the guideline statements themselves.
 
-Every `[n]` must name a provided excerpt, and a sentence that recommends an action must cite one. An answer
-that fails either rule is replaced by an extractive answer: the excerpts' own statements that best match
-the question, each with its marker, so no uncited recommendation is ever presented as guidance.
+Every `[n]` must name a provided excerpt, a sentence that recommends an action must cite one, and a sentence
+that cites must say what its excerpt says: at least 60% of its key facts (content words and numbers, see
+`key_facts`) appear in one of the excerpts it cites, so a valid-looking marker cannot dress up an invented
+dose. An answer that fails any rule is replaced by an extractive answer: the excerpts' own statements that
+best match the question, each with its marker, so no uncited or unsupported recommendation is ever presented
+as guidance.
+
+An answer that says the excerpts do not answer the question, cites nothing and recommends nothing is a valid
+abstention (`abstained`), not a failure; the caller shows it with the closest statements it declined to use.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 MARKER = re.compile(r"\[(\d+(?:\s*(?:,|-|–)\s*\d+)*)\]")
@@ -19,10 +26,23 @@ RECOMMENDING = re.compile(
     re.IGNORECASE,
 )
 WORD = re.compile(r"[a-z0-9]+")
+TOKEN = re.compile(r"[a-z0-9]+(?:[./-][a-z0-9]+)*")
+ABSTAIN = re.compile(
+    r"\b(?:do(?:es)?\s+not|do(?:es)?n[’']t|cannot|can[’']t|can\s+not)\s+(?:directly\s+)?"
+    r"(?:answer|address|cover|contain)\b"
+    r"|\bnot\s+(?:answered|covered|addressed)\s+(?:by|in)\b",
+    re.I,
+)
+SUPPORT_THRESHOLD = 0.6
 STOPWORDS = frozenset(
     """a an and are as at be by can do does for from has have how i if in is it its me my of on or
 should so than that the their them then there these they this to was what when which who why will with would
 patient patients he she his her him we our you your""".split()
+)
+KEY_STOPWORDS = STOPWORDS | frozenset(
+    """about after also any been being both but each into may more most not only other over same such than very
+within without while where whose every including include includes usually often typically guideline guidelines
+excerpt excerpts recommend recommends recommended suggest suggests advise advises""".split()
 )
 
 
@@ -33,6 +53,8 @@ class Verification:
     fallback_used: bool
     invalid_markers: list[int] = field(default_factory=list)
     uncited_sentences: list[str] = field(default_factory=list)
+    unsupported_sentences: list[str] = field(default_factory=list)
+    abstained: bool = False
     reason: str | None = None
 
     def to_dict(self) -> dict:
@@ -63,26 +85,77 @@ def uncited_recommendations(text: str) -> list[str]:
     return [s for s in sentences(text) if RECOMMENDING.search(s) and not MARKER.search(s)]
 
 
-def check(answer: str, n_citations: int) -> Verification:
-    """Whether the answer may be shown as written (fallback_used is decided by the caller)."""
+def _norm(token: str) -> str:
+    return token[:-1] if len(token) > 3 and token.endswith("s") and not token.endswith("ss") else token
+
+
+def _words(text: str) -> list[str]:
+    return TOKEN.findall(MARKER.sub(" ", text).lower())
+
+
+def tokens(text: str) -> set[str]:
+    """Lower-cased runs of letters and digits (keeping inner '.', '-', '/': "phq-9", "0.8"), markers removed,
+    a plural 's' stripped from words of four letters or more."""
+    return {_norm(t) for t in _words(text)}
+
+
+def key_facts(text: str, question: str = "") -> set[str]:
+    """The content tokens of `text` (no stop words, no words under three letters; numbers always kept) that
+    `question` does not already contain."""
+    facts = {_norm(t) for t in _words(text) if t not in KEY_STOPWORDS and (len(t) >= 3 or t[:1].isdigit())}
+    return facts - tokens(question)
+
+
+def support(sentence: str, excerpt: str) -> float:
+    """The fraction of the sentence's key facts found in the excerpt (1.0 for a sentence without any)."""
+    facts = key_facts(sentence)
+    return len(facts & tokens(excerpt)) / len(facts) if facts else 1.0
+
+
+def unsupported_sentences(text: str, excerpts: Sequence[str], threshold: float = SUPPORT_THRESHOLD) -> list[str]:
+    """Sentences whose markers name provided excerpts, none of which supports them."""
+    found = []
+    for sentence in sentences(text):
+        cited = [n for n in cited_numbers(sentence) if 1 <= n <= len(excerpts)]
+        if cited and max(support(sentence, excerpts[n - 1]) for n in cited) < threshold:
+            found.append(sentence)
+    return found
+
+
+def abstains(text: str) -> bool:
+    """The answer says the excerpts do not answer (cover, address) the question, and cites nothing."""
+    return bool(ABSTAIN.search(text)) and not cited_numbers(text)
+
+
+def check(answer: str, n_citations: int, excerpts: Sequence[str] | None = None) -> Verification:
+    """Whether the answer may be shown as written (fallback_used is decided by the caller).
+
+    With the excerpts' texts, every cited sentence must also be supported by an excerpt it cites.
+    """
     numbers = cited_numbers(answer)
     invalid = sorted({n for n in numbers if not 1 <= n <= n_citations})
     uncited = uncited_recommendations(answer)
+    unsupported = unsupported_sentences(answer, excerpts) if excerpts is not None and not invalid else []
+    abstained = abstains(answer) and not uncited
     reason = None
     if not answer.strip():
         reason = "empty answer"
     elif invalid:
         reason = f"cites excerpts that were not provided: {invalid}"
-    elif not numbers:
+    elif not numbers and not abstained:
         reason = "no citations"
     elif uncited:
         reason = f"{len(uncited)} recommendation(s) without a citation"
+    elif unsupported:
+        reason = f"{len(unsupported)} sentence(s) not supported by the excerpt they cite"
     return Verification(
         citations_valid=not invalid,
         uncited_recommendations=len(uncited),
         fallback_used=False,
         invalid_markers=invalid,
         uncited_sentences=uncited,
+        unsupported_sentences=unsupported,
+        abstained=abstained,
         reason=reason,
     )
 
@@ -98,7 +171,8 @@ def statements(excerpt: str) -> list[str]:
     return bullets or sentences(" ".join(lines))
 
 
-def extractive_answer(query: str, excerpts: list[str], max_statements: int = 5) -> str:
+def extractive_answer(query: str, excerpts: list[str], max_statements: int = 5,
+                      heading: str = "From the cited guidelines:") -> str:
     """The excerpt statements that share most terms with the query, best first, each with its [n]."""
     wanted = terms(query)
     scored = []
@@ -110,6 +184,6 @@ def extractive_answer(query: str, excerpts: list[str], max_statements: int = 5) 
     scored.sort()
     chosen = [s for s in scored if s[0] < 0][:max_statements] or scored[: min(2, len(scored))]
     chosen.sort(key=lambda s: (s[1], s[2]))
-    lines = ["From the cited guidelines:"]
+    lines = [heading]
     lines += [f"- {statement.rstrip('.')}. [{n}]" for _, n, _, statement in chosen]
     return "\n".join(lines)

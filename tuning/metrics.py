@@ -12,8 +12,10 @@ answer), so they apply to user-supplied data as well as to generated data. Per e
   stripped from words of four letters or more, minus stop words and words of fewer than three characters
   (numbers are always kept), minus every token of the question (echoing the question earns nothing). Recall is
   the fraction of those found among the answer's tokens, normalised the same way.
-- **format_compliance**: answerable: the app would show the answer as written (`app.verification.check`
-  finds no problem: markers valid, at least one, every recommending sentence cited) in at most six sentences;
+- **format_compliance**: answerable: the answer is structurally showable (`app.verification.check` without
+  the excerpts' texts finds no problem: markers valid, at least one, every recommending sentence cited; an
+  abstention does not count here) in at most six sentences; whether cited sentences say what their excerpt
+  says is `citation_support`, which the app also enforces (at 60%);
   no-answer: the answer abstains in at most six sentences.
 - **abstention_accuracy**: (no-answer only) the answer abstains: it says the excerpts do not answer (or cover,
   or address) the question, and cites nothing. **false_abstention_rate** is the same on answerable examples.
@@ -30,38 +32,11 @@ from __future__ import annotations
 import math
 import re
 
-from app.verification import STOPWORDS, check, cited_numbers, sentences
+from app.verification import abstains, check, cited_numbers, key_facts, sentences, support, tokens
 
-TOKEN = re.compile(r"[a-z0-9]+(?:[./-][a-z0-9]+)*")
-MARKER = re.compile(r"\[\s*\d+(?:\s*[,–-]\s*\d+)*\s*\]")
 EXCERPT_HEADER = re.compile(r"^\[(\d+)\] ", re.M)
-ABSTAIN = re.compile(
-    r"\b(?:do(?:es)?\s+not|do(?:es)?n[’']t|cannot|can[’']t|can\s+not)\s+(?:directly\s+)?"
-    r"(?:answer|address|cover|contain)\b"
-    r"|\bnot\s+(?:answered|covered|addressed)\s+(?:by|in)\b",
-    re.I,
-)
 URGENCY_LEAD = re.compile(r"^Urgency is (EMERGENCY|URGENT|ROUTINE)\b")
-KEY_STOPWORDS = STOPWORDS | frozenset(
-    """about after also any been being both but each into may more most not only other over same such than very
-within without while where whose every including include includes usually often typically guideline guidelines
-excerpt excerpts recommend recommends recommended suggest suggests advise advises""".split()
-)
 MAX_SENTENCES = 6
-
-
-def _norm(token: str) -> str:
-    return token[:-1] if len(token) > 3 and token.endswith("s") and not token.endswith("ss") else token
-
-
-def tokens(text: str) -> set[str]:
-    return {_norm(t) for t in TOKEN.findall(MARKER.sub(" ", text).lower())}
-
-
-def key_facts(reference: str, question: str = "") -> set[str]:
-    """The reference's key content tokens that the question does not already contain (see the module doc)."""
-    facts = {t for t in tokens(reference) if t not in KEY_STOPWORDS and (len(t) >= 3 or t[:1].isdigit())}
-    return facts - tokens(question)
 
 
 def excerpt_count(user_message: str) -> int:
@@ -82,8 +57,7 @@ def excerpt_texts(user_message: str) -> dict[int, str]:
 
 
 def supported(sentence: str, excerpt: str, threshold: float = 0.8) -> bool:
-    facts = key_facts(sentence)
-    return bool(facts) and len(facts & tokens(excerpt)) >= threshold * len(facts)
+    return bool(key_facts(sentence)) and support(sentence, excerpt) >= threshold
 
 
 def citation_support(answer: str, excerpts: dict[int, str]) -> float | None:
@@ -99,10 +73,6 @@ def citation_support(answer: str, excerpts: dict[int, str]) -> float | None:
 def question_of(user_message: str) -> str:
     at = user_message.rfind("Question:")
     return user_message[at + len("Question:"):].strip() if at >= 0 else ""
-
-
-def abstains(answer: str) -> bool:
-    return bool(ABSTAIN.search(answer)) and not cited_numbers(answer)
 
 
 def score_example(messages: list[dict], answer: str) -> dict:
@@ -129,7 +99,8 @@ def score_example(messages: list[dict], answer: str) -> dict:
         row["citation_correct"] = bool(ref_cites & set(cites))
         row["key_facts"] = len(facts)
         row["key_fact_recall"] = (len(facts & found) / len(facts)) if facts else None
-        row["format_ok"] = check(answer, n_excerpts).reason is None and n_sentences <= MAX_SENTENCES
+        row["format_ok"] = (check(answer, n_excerpts).reason is None and not abstained
+                            and n_sentences <= MAX_SENTENCES)
     else:
         row["format_ok"] = abstained and n_sentences <= MAX_SENTENCES
     lead = URGENCY_LEAD.match(reference)

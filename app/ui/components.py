@@ -83,14 +83,23 @@ def citations(store, cites: list[dict], key: str) -> None:
                                    icon=":material/description:")
 
 
+def answer(res: dict) -> None:
+    """The verified answer, with a note when it is not the model's own draft or is an abstention."""
+    verification = res.get("verification") or {}
+    if verification.get("fallback_used"):
+        st.caption("The model's draft failed the citation checks "
+                   f"({verification.get('reason') or 'see the audit'}); these are the guideline statements "
+                   "themselves.")
+    elif verification.get("abstained"):
+        st.caption("The model found no direct answer in the retrieved excerpts; the closest guideline "
+                   "statements follow its reply.")
+    st.markdown(link_citations(res["answer"]))
+
+
 def result(store, res: dict, key: str) -> None:
     """A finished consult as the clinician sees it (used when a page is redrawn and in the history)."""
     urgency_banner(res["urgency"], res["red_flags"], res.get("safety_actions") or [])
     instruments(res["instruments"], res.get("instrument_errors") or {})
     st.markdown("#### Answer")
-    verification = res.get("verification") or {}
-    if verification.get("fallback_used"):
-        st.caption("The model's draft failed the citation checks; these are the guideline statements "
-                   "themselves.")
-    st.markdown(link_citations(res["answer"]))
+    answer(res)
     citations(store, res["citations"], key)

@@ -8,6 +8,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from app.consult import CaseError, ConsultConfig, ConsultPipeline
+from app.verification import cited_numbers, statements
 from retrieval.store import GuidelineStore, StoreConfig
 
 DEPRESSION = {
@@ -51,8 +52,14 @@ def pipeline(store, *answers: str, chat=None) -> ConsultPipeline:
     return ConsultPipeline(store, ConsultConfig(model="test-model"), chat or FakeListChatModel(responses=list(answers)))
 
 
+def grounded(store, case: dict) -> str:
+    """A sentence the first retrieved excerpt supports (retrieval is deterministic), cited to it."""
+    first = pipeline(store, "").run(case)["citations"][0]["text"]
+    return statements(first)[0].rstrip(".") + " [1]."
+
+
 def test_a_grounded_answer_is_shown_as_written_with_its_citations(store):
-    answer = "PHQ-9 of 12 is moderate depression. Offer an antidepressant or psychotherapy [1]."
+    answer = "PHQ-9 of 12 is moderate depression. " + grounded(store, DEPRESSION)
     result = pipeline(store, answer).run(DEPRESSION)
     assert result["answer"] == answer
     assert result["verification"] == {**result["verification"], "citations_valid": True, "fallback_used": False,
@@ -80,6 +87,24 @@ def test_an_uncited_recommendation_is_never_presented_as_guidance(store):
     result = pipeline(store, "Depression is likely [1]. You should start paroxetine today.").run(DEPRESSION)
     assert result["verification"]["fallback_used"] and result["verification"]["uncited_recommendations"] == 1
     assert "paroxetine today" not in result["answer"]
+
+
+def test_a_citation_that_does_not_support_its_sentence_is_never_presented_as_guidance(store):
+    invented = "Start lithium at 2000 mg daily and stop all antidepressants [1]."
+    result = pipeline(store, invented).run(DEPRESSION)
+    v = result["verification"]
+    assert v["citations_valid"] and v["fallback_used"] and v["unsupported_sentences"] == [invented]
+    assert "2000 mg" not in result["answer"] and result["generated_answer"] == invented
+
+
+def test_an_abstention_is_shown_with_the_closest_guideline_statements(store):
+    reply = "The guideline excerpts provided do not answer this question."
+    result = pipeline(store, reply).run(DEPRESSION)
+    v = result["verification"]
+    assert v["abstained"] and not v["fallback_used"] and v["reason"] is None
+    head, tail = result["answer"].split("\n\n", 1)
+    assert head == reply and tail.startswith("Closest statements in the retrieved guidelines:")
+    assert cited_numbers(tail) and max(cited_numbers(tail)) <= len(result["citations"])
 
 
 def test_a_dead_model_server_still_yields_a_complete_result(store):
@@ -157,7 +182,7 @@ def test_run_reuses_a_given_assessment_and_reports_a_generation_error(store):
 def test_a_streaming_consult_yields_the_tokens_then_the_same_result(store):
     from app.consult import StreamingConsult
 
-    p = pipeline(store, "Offer a high-intensity psychological intervention [1].")
+    p = pipeline(store, grounded(store, DEPRESSION))
     streaming = StreamingConsult(p, DEPRESSION, p.assess(DEPRESSION))
     text = "".join(streaming.tokens())
     result = streaming.result()

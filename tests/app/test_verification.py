@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.verification import check, cited_numbers, extractive_answer, statements, uncited_recommendations
+from app.verification import (abstains, check, cited_numbers, extractive_answer, key_facts, statements, support,
+                              uncited_recommendations)
 
 EXCERPTS = [
     "- Offer a selective serotonin reuptake inhibitor or CBT for moderate depression.\n"
@@ -61,3 +62,34 @@ def test_the_extractive_fallback_quotes_matching_statements_with_valid_markers()
     assert v.citations_valid and v.uncited_recommendations == 0
     assert "Check lithium levels every 3 months in the first year. [2]" in answer
     assert "serotonin" not in answer  # statements sharing no term with the question are left out
+
+
+def test_a_cited_sentence_must_say_what_its_excerpt_says():
+    grounded = "Review within 2 weeks of starting an antidepressant [1]."
+    assert check(grounded, 2, EXCERPTS).reason is None
+    invented = "Start lithium at 2000 mg daily and stop it after 3 days [1]."
+    v = check(invented, 2, EXCERPTS)
+    assert v.citations_valid and v.unsupported_sentences == [invented]
+    assert v.reason == "1 sentence(s) not supported by the excerpt they cite"
+    assert check("Check lithium levels every 3 months [1][2].", 2, EXCERPTS).reason is None  # one cited excerpt is enough
+    assert check(invented, 2).reason is None  # without the excerpts' texts only the markers are checked
+
+
+def test_support_is_the_share_of_key_facts_found_in_the_excerpt():
+    assert key_facts("Check lithium levels every 3 months [2].") == {"check", "lithium", "level", "3", "month"}
+    assert support("Check lithium levels every 3 months [2].", EXCERPTS[1]) == 1.0
+    assert support("Check lithium levels every 4 weeks [2].", EXCERPTS[1]) == 0.6
+    assert support("This is so [2].", EXCERPTS[1]) == 1.0  # nothing claimed, nothing to support
+
+
+@pytest.mark.parametrize("answer, abstained, reason", [
+    ("The guideline excerpts provided do not answer this question.", True, None),
+    ("These excerpts don't cover dosing in pregnancy.", True, None),
+    ("The excerpts do not answer this. You should refer to psychiatry.", False, "no citations"),
+    ("The excerpts do not cover this [1].", False, "1 sentence(s) not supported by the excerpt they cite"),
+    ("Depression is common.", False, "no citations"),
+])
+def test_an_abstention_that_recommends_nothing_is_a_valid_answer(answer, abstained, reason):
+    v = check(answer, 2, EXCERPTS)
+    assert (v.abstained, v.reason) == (abstained, reason)
+    assert abstains(answer) == (abstained or "refer" in answer)

@@ -1,7 +1,9 @@
 """A scripted OpenAI-compatible server on a loopback port: chat streaming, health, metrics, adapters.
 
 The app's tests talk to it over real HTTP exactly as they would to our engine, vLLM or NIM, but its answer is
-fixed by the test, so what the page shows can be asserted.
+fixed by the test (or, by default, the first statement of the prompt's excerpt [1], cited to it, so that it
+passes the app's citation checks), and every answer sent is kept in `sent`, so what the page shows can be
+asserted.
 """
 
 from __future__ import annotations
@@ -29,9 +31,20 @@ curbside_prompt_tokens_total 500.0
 """
 
 
+def quote_first_excerpt(messages: list[dict]) -> str:
+    """The first statement of excerpt [1] in the last user message, cited: what a well-tuned model says."""
+    from app.verification import statements
+
+    prompt = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+    block = prompt[prompt.index("\n[1] "):].split("\n[2] ")[0].split("\n\n")[0]
+    body = block.strip().split("\n", 1)[1]  # below the "[1] Title — Section" heading
+    return statements(body)[0].rstrip(".") + " [1]."
+
+
 @dataclass
 class StubLLM:
-    answer: str = "Offer a high-intensity psychological intervention [1]. Review in two weeks [1]."
+    answer: str | None = None            # None: quote the prompt's excerpt [1]
+    sent: list[str] = field(default_factory=list)
     model: str = "stub-model"
     fail_chat: bool = False
     adapters: dict[str, str] = field(default_factory=dict)
@@ -101,7 +114,9 @@ class StubLLM:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
-                words = stub.answer.split(" ")
+                answer = stub.answer if stub.answer is not None else quote_first_excerpt(body["messages"])
+                stub.sent.append(answer)
+                words = answer.split(" ")
                 for i, word in enumerate(words):
                     piece = word if i == 0 else " " + word
                     chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],

@@ -78,10 +78,7 @@ if question:
             st.stop()
         services.records.finish(consult_id, result)
         with answer_box.container():
-            if result["verification"].get("fallback_used"):
-                st.caption("The model's draft failed the citation checks; these are the guideline statements "
-                           "themselves.")
-            st.markdown(components.link_citations(result["answer"]))
+            components.answer(result)
         components.citations(services.store, result["citations"], f"c{consult_id}")
 elif current is not None:
     try:

@@ -24,18 +24,18 @@ def test_an_emergency_shows_the_red_banner_with_safety_actions_and_a_cited_answe
     banner = at.error[0].value
     assert banner.startswith("### EMERGENCY") and "1. " in banner and "stockpiling" in banner
     shown = texts(at)
-    assert "Offer a high-intensity psychological intervention **[1]**" in shown
+    assert stub.sent[-1].replace("[1]", "**[1]**") in shown
     assert sources(at)[0].label.startswith("[1] ")
     assert stub.requests and stub.requests[0]["model"] == stub.model
     [record] = services.records.history("clin")
     assert (record.status, record.urgency) == ("answered", "emergency")
 
 
-def test_the_banner_comes_before_the_answer_on_the_page(services):
+def test_the_banner_comes_before_the_answer_on_the_page(services, stub):
     at = consult(sign_in("clin"), EMERGENCY)
     body = [getattr(el, "value", "") for el in at.main]
     flat = "\n".join(str(v) for v in body)
-    assert flat.index("EMERGENCY") < flat.index("Offer a high-intensity")
+    assert flat.index("EMERGENCY") < flat.index(stub.sent[-1].removesuffix(" [1]."))
 
 
 def test_each_citation_expands_to_its_passage_document_section_and_page(services):
