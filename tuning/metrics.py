@@ -37,6 +37,8 @@ from app.verification import abstains, check, cited_numbers, key_facts, sentence
 EXCERPT_HEADER = re.compile(r"^\[(\d+)\] ", re.M)
 URGENCY_LEAD = re.compile(r"^Urgency is (EMERGENCY|URGENT|ROUTINE)\b")
 MAX_SENTENCES = 6
+# Bumped whenever a metric's definition changes, so cached evaluations from the old definition are not reused.
+METRICS_VERSION = 2
 
 
 def excerpt_count(user_message: str) -> int:

@@ -37,7 +37,7 @@ from pathlib import Path
 from .dataset import DataConfig, canonical_jsonl, generate, import_user_dataset, load_split, stratified
 from .evaluate import EvalConfig, evaluate_model, load_for_eval, write_report
 from .methods import ATTENTION, ATTENTION_MLP, MethodConfig, resolve_base, select_device
-from .metrics import SCORE_WEIGHTS, selection_score
+from .metrics import METRICS_VERSION, SCORE_WEIGHTS, selection_score
 from .registry import CARD, DEFAULT_ADAPTER_NAME, adapters_dir
 from .train import TrainConfig, Trainer
 
@@ -185,7 +185,8 @@ def _eval_key(adapter_dir: Path, records: list[dict], config: SelectConfig) -> s
     weights = sorted(Path(adapter_dir).glob("*.safetensors"))
     return hashlib.sha256(json.dumps({"weights": [file_sha256(w) for w in weights],
                                       "records": canonical_jsonl(records).hex(), "eval": config.eval.__dict__,
-                                      "device": config.device}, sort_keys=True).encode()).hexdigest()
+                                      "device": config.device, "metrics": METRICS_VERSION},
+                                     sort_keys=True).encode()).hexdigest()
 
 
 def _earlier_eval(out: Path, key: str) -> dict | None:
@@ -220,8 +221,8 @@ def _cached_base_eval(data_dir: Path, models_dir: Path, base_id: dict, records: 
     keep the `seconds` the evaluation took, so budget estimates stay honest.
     """
     key = hashlib.sha256(json.dumps({"model": base_id["sha256"], "records": canonical_jsonl(records).hex(),
-                                     "eval": config.eval.__dict__, "device": config.device},
-                                    sort_keys=True).encode()).hexdigest()
+                                     "eval": config.eval.__dict__, "device": config.device,
+                                     "metrics": METRICS_VERSION}, sort_keys=True).encode()).hexdigest()
     cache = Path(data_dir) / "tuning" / "base-eval-cache" / f"{key}.json"
     if cache.exists():
         cached = json.loads(cache.read_text())
