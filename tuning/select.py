@@ -329,7 +329,7 @@ def run_select(config: SelectConfig, data_dir: Path, models_dir: Path, guideline
             train_seconds += sum(trainer.step_seconds[:trainer.resumed_from])
             entry["resumed_from_step"] = trainer.resumed_from
         trainer.model.eval()
-        metrics = _evaluate_adapter(lambda: (trainer.model, trainer.tokenizer, trainer.device), adapter, validation,
+        metrics = _evaluate_adapter(lambda t=trainer: (t.model, t.tokenizer, t.device), adapter, validation,
                                     config, out / "validation", progress, f"{candidate.name} validation", log)
         entry.update(status="trained", adapter=str(adapter), train_seconds=round(train_seconds, 1),
                      seconds_per_step=round(trainer.seconds_per_step() or per_step, 2),

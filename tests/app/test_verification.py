@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from app.verification import (abstains, check, cited_numbers, extractive_answer, key_facts, statements, support,
-                              uncited_recommendations)
+from app.verification import (
+    abstains,
+    check,
+    cited_numbers,
+    extractive_answer,
+    key_facts,
+    statements,
+    support,
+    uncited_recommendations,
+)
 
 EXCERPTS = [
     "- Offer a selective serotonin reuptake inhibitor or CBT for moderate depression.\n"
@@ -71,7 +79,8 @@ def test_a_cited_sentence_must_say_what_its_excerpt_says():
     v = check(invented, 2, EXCERPTS)
     assert v.citations_valid and v.unsupported_sentences == [invented]
     assert v.reason == "1 sentence(s) not supported by the excerpt they cite"
-    assert check("Check lithium levels every 3 months [1][2].", 2, EXCERPTS).reason is None  # one cited excerpt is enough
+    # one supporting excerpt among those cited is enough
+    assert check("Check lithium levels every 3 months [1][2].", 2, EXCERPTS).reason is None
     assert check(invented, 2).reason is None  # without the excerpts' texts only the markers are checked
 
 

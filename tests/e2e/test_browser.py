@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,11 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.browser import CHROMIUM, change_password, launch, sign_in
 from support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts" / "browser"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CLINICIAN_PASSWORD = "browser-test-passphrase"
 ZORBLAX = """---
 title: Zorblax protocol
@@ -76,16 +75,9 @@ def browser():
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        b = launch(p)
         yield b
         b.close()
-
-
-def sign_in(page, url: str, username: str, password: str) -> None:
-    page.goto(url)
-    page.locator("input[aria-label='Username']").fill(username)
-    page.locator("input[aria-label='Password']").fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def ask(page, presentation: str, question: str) -> float:
@@ -127,10 +119,7 @@ def test_the_product_end_to_end_in_a_browser(product, browser):
     sign_in(page, url, "admin", password)
     page.get_by_role("heading", name=re.compile("Consult|Account")).wait_for(timeout=30_000)
     if page.get_by_role("heading", name="Account").count():
-        page.locator("input[aria-label='Current password']").fill(password)
-        page.locator("input[aria-label='New password']").fill("admin-new-passphrase")
-        page.locator("input[aria-label='New password again']").fill("admin-new-passphrase")
-        page.get_by_role("button", name="Change password").click()
+        change_password(page, password, "admin-new-passphrase")
         page.get_by_role("heading", name="Consult").wait_for(timeout=30_000)
     page.get_by_role("link", name="Documents", exact=True).click()
     page.get_by_role("heading", name="Guideline documents").wait_for()

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from support.browser import CHROMIUM, change_password, launch, sign_in
 from support.net_guard import sitecustomize_dir
 from support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 API_KEY = "sk-curbside-secret-4f1d9a7c2b"
 NEW_PASSWORD = "first-change-passphrase-71"
 LATEST_PASSWORD = "second-change-passphrase-93"
@@ -53,26 +53,12 @@ class Product:
     shown: list[str] = field(default_factory=list)  # what the consult page said
 
 
-def sign_in(page, url: str, username: str, password: str) -> None:
-    page.goto(url)
-    page.locator("input[aria-label='Username']").fill(username)
-    page.locator("input[aria-label='Password']").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-
-
-def change_password(page, old: str, new: str) -> None:
-    page.locator("input[aria-label='Current password']").fill(old)
-    page.locator("input[aria-label='New password']").fill(new)
-    page.locator("input[aria-label='New password again']").fill(new)
-    page.get_by_role("button", name="Change password").click()
-
-
 def drive(product: Product) -> None:
     """The browser session, as a person would go through it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        browser = launch(p)
         context = browser.new_context()
         page = context.new_page()
 

@@ -83,7 +83,8 @@ def test_a_resumed_run_reuses_finished_candidates_and_unchanged_evaluations(tiny
 
     config.resume = tmp_path / "no-such-run"
     with pytest.raises(SelectError, match="cannot resume"):
-        run_select(config, tmp_path, models_dir, small_corpus_paths, minilm_dir, progress=False, log=lambda l: None)
+        run_select(config, tmp_path, models_dir, small_corpus_paths, minilm_dir, progress=False,
+                   log=lambda line: None)
 
 
 def test_nothing_fitting_the_budget_is_an_error_and_publishes_nothing(tiny_llama, small_corpus_paths, minilm_dir,
