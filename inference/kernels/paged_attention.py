@@ -27,6 +27,41 @@ import triton.language as tl
 
 
 @triton.jit
+def _load_kv_tile(k_ptr, v_ptr, block_tables_ptr, seq, stride_bt, block_size, kv_head,
+                  stride_kb, stride_ks, stride_kh, stride_vb, stride_vs, stride_vh, offs_n, n_mask, offs_d, d_mask):
+    """Keys and values of tokens `offs_n` of one sequence and KV head, read through its block table; also
+    each token's (block, slot), where a quantized cache keeps its scales."""
+    block = tl.load(block_tables_ptr + seq * stride_bt + offs_n // block_size, mask=n_mask, other=0).to(tl.int64)
+    slot = offs_n % block_size
+    kv_mask = n_mask[:, None] & d_mask[None, :]
+    k = tl.load(k_ptr + block[:, None] * stride_kb + slot[:, None] * stride_ks + kv_head * stride_kh
+                + offs_d[None, :], mask=kv_mask, other=0.0)
+    v = tl.load(v_ptr + block[:, None] * stride_vb + slot[:, None] * stride_vs + kv_head * stride_vh
+                + offs_d[None, :], mask=kv_mask, other=0.0)
+    return k, v, block, slot
+
+
+@triton.jit
+def _online_softmax_step(q, k, v, visible, scale, m, l_sum, acc, DOT_FP32: tl.constexpr):
+    """One key tile of flash attention: masked scores, the running max and sum rescaled, values accumulated.
+    Returns the new (max, sum, accumulator)."""
+    if DOT_FP32:
+        s = tl.dot(q, tl.trans(k.to(tl.float32)), input_precision="ieee")
+    else:
+        s = tl.dot(q, tl.trans(k.to(q.dtype)))
+    s = tl.where(visible, s * scale, float("-inf"))
+    m_new = tl.maximum(m, tl.max(s, 1))
+    alpha = tl.exp(m - m_new)
+    p = tl.exp(s - m_new[:, None])
+    l_sum = l_sum * alpha + tl.sum(p, 1)
+    if DOT_FP32:
+        pv = tl.dot(p, v.to(tl.float32), input_precision="ieee")
+    else:
+        pv = tl.dot(p.to(q.dtype), v.to(q.dtype))
+    return m_new, l_sum, acc * alpha[:, None] + pv
+
+
+@triton.jit
 def _decode_kernel(
     q_ptr, k_ptr, v_ptr, k_scale_ptr, v_scale_ptr, block_tables_ptr, context_lens_ptr,
     out_ptr, part_out_ptr, part_lse_ptr,
@@ -60,32 +95,14 @@ def _decode_kernel(
     for start in range(lo, hi, BLOCK_N):
         offs_n = start + tl.arange(0, BLOCK_N)
         n_mask = offs_n < hi
-        block = tl.load(block_tables_ptr + seq * stride_bt + offs_n // block_size, mask=n_mask, other=0).to(tl.int64)
-        slot = offs_n % block_size
-        kv_mask = n_mask[:, None] & d_mask[None, :]
-        k = tl.load(k_ptr + block[:, None] * stride_kb + slot[:, None] * stride_ks + kv_head * stride_kh
-                    + offs_d[None, :], mask=kv_mask, other=0.0)
-        v = tl.load(v_ptr + block[:, None] * stride_vb + slot[:, None] * stride_vs + kv_head * stride_vh
-                    + offs_d[None, :], mask=kv_mask, other=0.0)
+        k, v, block, slot = _load_kv_tile(k_ptr, v_ptr, block_tables_ptr, seq, stride_bt, block_size, kv_head,
+                                          stride_kb, stride_ks, stride_kh, stride_vb, stride_vs, stride_vh,
+                                          offs_n, n_mask, offs_d, d_mask)
         if KV_INT8:
             scale_offs = block * stride_sb + slot * stride_ss + kv_head
             k = k.to(tl.float32) * tl.load(k_scale_ptr + scale_offs, mask=n_mask, other=0.0)[:, None]
             v = v.to(tl.float32) * tl.load(v_scale_ptr + scale_offs, mask=n_mask, other=0.0)[:, None]
-        if DOT_FP32:
-            s = tl.dot(q, tl.trans(k.to(tl.float32)), input_precision="ieee")
-        else:
-            s = tl.dot(q, tl.trans(k.to(q.dtype)))
-        s = tl.where(n_mask[None, :], s * scale, float("-inf"))
-        m_new = tl.maximum(m, tl.max(s, 1))
-        alpha = tl.exp(m - m_new)
-        p = tl.exp(s - m_new[:, None])
-        l_sum = l_sum * alpha + tl.sum(p, 1)
-        if DOT_FP32:
-            pv = tl.dot(p, v.to(tl.float32), input_precision="ieee")
-        else:
-            pv = tl.dot(p.to(q.dtype), v.to(q.dtype))
-        acc = acc * alpha[:, None] + pv
-        m = m_new
+        m, l_sum, acc = _online_softmax_step(q, k, v, n_mask[None, :], scale, m, l_sum, acc, DOT_FP32)
 
     out_mask = h_mask[:, None] & d_mask[None, :]
     if NUM_SPLITS == 1:
@@ -155,30 +172,12 @@ def _prefill_kernel(
     for start in range(0, kv_end, BLOCK_N):
         offs_n = start + tl.arange(0, BLOCK_N)
         n_mask = offs_n < kv_end
-        block = tl.load(block_tables_ptr + seq * stride_bt + offs_n // block_size, mask=n_mask, other=0).to(tl.int64)
-        slot = offs_n % block_size
-        kv_mask = n_mask[:, None] & d_mask[None, :]
-        k = tl.load(k_ptr + block[:, None] * stride_kb + slot[:, None] * stride_ks + kv_head * stride_kh
-                    + offs_d[None, :], mask=kv_mask, other=0.0)
-        v = tl.load(v_ptr + block[:, None] * stride_vb + slot[:, None] * stride_vs + kv_head * stride_vh
-                    + offs_d[None, :], mask=kv_mask, other=0.0)
-        if DOT_FP32:
-            s = tl.dot(q, tl.trans(k.to(tl.float32)), input_precision="ieee")
-        else:
-            s = tl.dot(q, tl.trans(k))
+        k, v, block, slot = _load_kv_tile(k_ptr, v_ptr, block_tables_ptr, seq, stride_bt, block_size, kv_head,
+                                          stride_kb, stride_ks, stride_kh, stride_vb, stride_vs, stride_vh,
+                                          offs_n, n_mask, offs_d, d_mask)
         # key 0 is visible to every query, so no row of the first tile is all -inf
         visible = n_mask[None, :] & (offs_n[None, :] <= q_pos[:, None])
-        s = tl.where(visible, s * scale, float("-inf"))
-        m_new = tl.maximum(m, tl.max(s, 1))
-        alpha = tl.exp(m - m_new)
-        p = tl.exp(s - m_new[:, None])
-        l_sum = l_sum * alpha + tl.sum(p, 1)
-        if DOT_FP32:
-            pv = tl.dot(p, v.to(tl.float32), input_precision="ieee")
-        else:
-            pv = tl.dot(p.to(v.dtype), v)
-        acc = acc * alpha[:, None] + pv
-        m = m_new
+        m, l_sum, acc = _online_softmax_step(q, k, v, visible, scale, m, l_sum, acc, DOT_FP32)
     o = acc / l_sum[:, None]
     tl.store(out_ptr + (q_start + offs_m)[:, None] * stride_ot + head * stride_oh + offs_d[None, :],
              o.to(out_ptr.dtype.element_ty), mask=m_mask[:, None] & d_mask[None, :])
