@@ -11,7 +11,7 @@ from inference import EngineConfig
 from inference.server.app import OPEN_PATHS, build_app
 from inference.server.state import ServerConfig, ServerState
 
-OPEN = {"/health/live", "/health/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+OPEN = {"/health/live", "/health/ready", "/openapi.json"}
 
 
 def routes() -> list[tuple[str, str]]:
@@ -30,6 +30,8 @@ ROUTES = routes()
 
 def test_the_open_paths_are_exactly_health_and_the_api_description():
     assert {path for _, path in ROUTES if path.startswith(OPEN_PATHS)} == OPEN
+    # no Swagger or ReDoc page: both make the browser fetch their scripts from a CDN
+    assert not {path for _, path in ROUTES if path.startswith(("/docs", "/redoc"))}
     assert ("GET", "/metrics") in ROUTES and not "/metrics".startswith(OPEN_PATHS)
 
 
