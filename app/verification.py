@@ -2,10 +2,11 @@
 
 Every `[n]` must name a provided excerpt, a sentence that recommends an action must cite one, and a sentence
 that cites must say what its excerpt says: at least 60% of its key facts (content words and numbers, see
-`key_facts`) appear in one of the excerpts it cites, so a valid-looking marker cannot dress up an invented
-dose. An answer that fails any rule is replaced by an extractive answer: the excerpts' own statements that
-best match the question, each with its marker, so no uncited or unsupported recommendation is ever presented
-as guidance.
+`key_facts`) appear in one of the excerpts it cites, or in the consult's own safety actions (deterministic,
+already on the clinician's screen: "do not leave the patient alone [2]" restates them), so a valid-looking
+marker cannot dress up an invented dose. An answer that fails any rule is replaced by an extractive answer:
+the excerpts' own statements that best match the question, each with its marker, so no uncited or
+unsupported recommendation is ever presented as guidance.
 
 An answer that says the excerpts do not answer the question, cites nothing and recommends nothing is a valid
 abstention (`abstained`), not a failure; the caller shows it with the closest statements it declined to use.
@@ -112,12 +113,13 @@ def support(sentence: str, excerpt: str) -> float:
     return len(facts & tokens(excerpt)) / len(facts) if facts else 1.0
 
 
-def unsupported_sentences(text: str, excerpts: Sequence[str], threshold: float = SUPPORT_THRESHOLD) -> list[str]:
-    """Sentences whose markers name provided excerpts, none of which supports them."""
+def unsupported_sentences(text: str, excerpts: Sequence[str], also: str = "",
+                          threshold: float = SUPPORT_THRESHOLD) -> list[str]:
+    """Sentences whose markers name provided excerpts, none of which (together with `also`) supports them."""
     found = []
     for sentence in sentences(text):
         cited = [n for n in cited_numbers(sentence) if 1 <= n <= len(excerpts)]
-        if cited and max(support(sentence, excerpts[n - 1]) for n in cited) < threshold:
+        if cited and max(support(sentence, f"{excerpts[n - 1]}\n{also}") for n in cited) < threshold:
             found.append(sentence)
     return found
 
@@ -127,15 +129,18 @@ def abstains(text: str) -> bool:
     return bool(ABSTAIN.search(text)) and not cited_numbers(text)
 
 
-def check(answer: str, n_citations: int, excerpts: Sequence[str] | None = None) -> Verification:
+def check(answer: str, n_citations: int, excerpts: Sequence[str] | None = None,
+          safety_actions: Sequence[str] = ()) -> Verification:
     """Whether the answer may be shown as written (fallback_used is decided by the caller).
 
-    With the excerpts' texts, every cited sentence must also be supported by an excerpt it cites.
+    With the excerpts' texts, every cited sentence must also be supported by an excerpt it cites, or by that
+    excerpt together with the consult's safety actions.
     """
     numbers = cited_numbers(answer)
     invalid = sorted({n for n in numbers if not 1 <= n <= n_citations})
     uncited = uncited_recommendations(answer)
-    unsupported = unsupported_sentences(answer, excerpts) if excerpts is not None and not invalid else []
+    unsupported = (unsupported_sentences(answer, excerpts, "\n".join(safety_actions))
+                   if excerpts is not None and not invalid else [])
     abstained = abstains(answer) and not uncited
     reason = None
     if not answer.strip():

@@ -84,6 +84,14 @@ def test_a_cited_sentence_must_say_what_its_excerpt_says():
     assert check(invented, 2).reason is None  # without the excerpts' texts only the markers are checked
 
 
+def test_a_cited_sentence_may_restate_the_consults_own_safety_actions():
+    lead = "Do not leave the patient alone and arrange same-day emergency evaluation [1]."
+    actions = ["Do not leave the patient alone: keep them supervised until handed over.",
+               "Arrange same-day emergency evaluation: emergency department."]
+    assert check(lead, 2, EXCERPTS).unsupported_sentences == [lead]
+    assert check(lead, 2, EXCERPTS, actions).reason is None
+
+
 def test_support_is_the_share_of_key_facts_found_in_the_excerpt():
     assert key_facts("Check lithium levels every 3 months [2].") == {"check", "lithium", "level", "3", "month"}
     assert support("Check lithium levels every 3 months [2].", EXCERPTS[1]) == 1.0
