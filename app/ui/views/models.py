@@ -1,4 +1,4 @@
-"""Models (admin): engine health and load, and the LoRA adapters it serves."""
+"""Models (admin): engine health and load, the LoRA adapters it serves, and the tuned adapter's model card."""
 
 import time
 
@@ -7,6 +7,7 @@ import streamlit as st
 from app.engine_client import EngineUnavailable, tokens_per_second
 from app.ui import auth_forms, session
 from app.ui import services as svc
+from tuning.registry import DEFAULT_ADAPTER_NAME, adapters_dir, read_card
 
 services = svc.get()
 user = session.require_admin(services, auth_forms.require_user(services), "models")
@@ -78,3 +79,30 @@ with st.form("load_adapter", clear_on_submit=True):
         else:
             services.audit.record(user.username, "adapter.load", target=name, detail={"path": path})
             st.success(f"Loaded {name} in {time.perf_counter() - t0:.1f} s.")
+
+st.subheader("Tuned adapter")
+tuned_dir = adapters_dir(services.settings.data_dir) / DEFAULT_ADAPTER_NAME
+card = read_card(tuned_dir)
+if card is None:
+    st.caption(f"None yet: `make tune` (curbside tune select) writes one to `{tuned_dir}`.")
+else:
+    chosen = card.get("chosen") or {}
+    in_use = services.pipeline.config.adapter == DEFAULT_ADAPTER_NAME
+    st.write(f"**{card.get('name')}**: {chosen.get('name', 'nothing chosen')}, trained "
+             f"{str(card.get('created', ''))[:10]} on {(card.get('base_model') or {}).get('name')}; "
+             + ("consults use it." if in_use else "consults do not use it (the base model answers)."))
+    if not card.get("beats_base_on_validation"):
+        st.caption("Its card says it does not beat the base model on validation, so it is not the default.")
+    rows = [{"candidate": c["name"], "status": c["status"],
+             "validation score": c.get("score"),
+             "citation validity": (c.get("validation") or {}).get("citation_validity"),
+             "key-fact recall": (c.get("validation") or {}).get("key_fact_recall"),
+             "train min": round(c["train_seconds"] / 60, 1) if c.get("train_seconds") else None,
+             "note": c.get("reason", "")}
+            for c in card.get("candidates", [])]
+    st.dataframe(rows, hide_index=True)
+    test = card.get("test") or {}
+    base, tuned = test.get("base") or {}, test.get("adapter") or {}
+    st.dataframe([{"held-out test": key.replace("_", " "), "base model": base.get(key), "adapter": tuned.get(key)}
+                  for key in ("citation_validity", "key_fact_recall", "format_compliance", "abstention_accuracy",
+                              "perplexity")], hide_index=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from support.app_ui import PASSWORD, sign_in, texts
 
@@ -158,6 +160,26 @@ def test_the_models_page_shows_engine_load_and_manages_adapters(services, stub):
     assert stub.adapters == {}
     assert {e.action for e in services.audit.query(action="adapter.")} == {"adapter.load", "adapter.unload"}
     assert float(at.metric[3].value) > 0 or len(at.session_state["engine_readings"]) > 1
+
+
+def test_the_models_page_shows_the_tuned_adapters_card(services):
+    at = sign_in("admin")
+    at.switch_page("views/models.py").run()
+    assert any("make tune" in c.value for c in at.caption)
+    tuned = services.settings.data_dir / "adapters" / "curbside-consult"
+    tuned.mkdir(parents=True)
+    (tuned / "model_card.json").write_text(json.dumps({
+        "name": "curbside-consult", "created": "2026-11-27T11:39:19+00:00", "base_model": {"name": "smollm2"},
+        "chosen": {"name": "lora-r8-attn"}, "beats_base_on_validation": True,
+        "candidates": [{"name": "lora-r8-attn", "status": "trained", "score": 0.545, "train_seconds": 801,
+                        "validation": {"citation_validity": 0.625, "key_fact_recall": 0.33}},
+                       {"name": "ia3", "status": "skipped", "reason": "no time left"}],
+        "test": {"base": {"citation_validity": 0.125}, "adapter": {"citation_validity": 0.65}}}))
+    at.run()
+    assert "lora-r8-attn" in texts(at) and "consults do not use it" in texts(at)  # the stub serves no adapter
+    candidates, test = at.dataframe[0].value, at.dataframe[1].value
+    assert list(candidates["candidate"]) == ["lora-r8-attn", "ia3"] and candidates["note"][1] == "no time left"
+    assert (test["base model"][0], test["adapter"][0]) == (0.125, 0.65)
 
 
 def test_password_is_never_stored_in_the_audit_log(services):
