@@ -65,6 +65,9 @@ DEFAULT_CANDIDATES = (
                                                       top_layers=10), steps=45, learning_rate=2e-3),
     Candidate("prompt-tuning-20", MethodConfig("prompt", num_virtual_tokens=20), steps=30),
     Candidate("ia3", MethodConfig("ia3"), steps=30),
+    # the first LoRA trained 3.3x longer (300 examples, about two thirds of an epoch): does more data help?
+    Candidate("lora-r8-attn-long", MethodConfig("lora", lora_r=8, lora_alpha=16, target_modules=ATTENTION),
+              steps=150, learning_rate=2e-3),
 )
 
 
