@@ -116,6 +116,19 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_eval_compare(args) -> int:
+    from app.eval_compare import load_metrics, report
+
+    labels = tuple(args.labels.split(",", 1)) if args.labels else (str(args.a), str(args.b))
+    try:
+        a, b = load_metrics(Path(args.a)), load_metrics(Path(args.b))
+    except ValueError as e:
+        print(f"curbside: error: {e}", file=sys.stderr)
+        return 2
+    print(report(a, b, labels if len(labels) == 2 else (labels[0], str(args.b))))
+    return 0
+
+
 def add_commands(sub) -> None:
     def model_opts(p):
         p.add_argument("--base-url", help="OpenAI-compatible endpoint (default: start a local server)")
@@ -140,3 +153,9 @@ def add_commands(sub) -> None:
     e.add_argument("--limit", type=int, help="only the first N cases")
     model_opts(e)
     e.set_defaults(func=cmd_eval)
+
+    ec = sub.add_parser("eval-compare", help="two `curbside eval --out` directories side by side")
+    ec.add_argument("a")
+    ec.add_argument("b")
+    ec.add_argument("--labels", help="two comma-separated column names (default: the directories)")
+    ec.set_defaults(func=cmd_eval_compare)
