@@ -145,7 +145,10 @@ POSTCODE = re.compile(rf"\b{UK_POSTCODE}\b")
 STATE_ZIP = re.compile(rf"\b(?:{US_STATES})\s+({ZIP})\b")
 POSTCODE_CUED = re.compile(rf"(?i:\b(?:zip(?:\s*code)?|post\s*code))\s*[:#]?\s*({UK_POSTCODE}|{ZIP})\b")
 
-NAME_WORD = r"(?:Mc|Mac|O['’])?[A-Z][a-z]+(?:-[A-Z][a-z]+)?"
+# Latin letters with diacritics too (José, Zoë, Łukasz, Şükrü): Latin-1 Supplement and Latin Extended-A
+UPPER = "A-Z" + "".join(c for c in map(chr, range(0xC0, 0x180)) if c.isupper())
+LOWER = "a-z" + "".join(c for c in map(chr, range(0xDF, 0x180)) if c.islower())
+NAME_WORD = rf"(?:Mc|Mac|O['’])?[{UPPER}][{LOWER}]+(?:-[{UPPER}][{LOWER}]+)?"
 NAME_RUN = rf"{NAME_WORD}(?:[ \t]+[A-Z](?:\.|(?=[ \t])))?(?:[ \t]+{NAME_WORD}){{0,2}}"
 TITLED_NAME = re.compile(rf"\b(?:{'|'.join(NAME_TITLES)})\.?[ \t]+({NAME_RUN})")
 CUED_NAME = re.compile(

@@ -59,6 +59,11 @@ from app.redaction import PhiSpan, RedactingFilter, find_phi, given_names, redac
         ("Sarah's mother has dementia", "[NAME]'s mother has dementia"),
         ("worried about Adebayo's drinking", "worried about [NAME]'s drinking"),
         ("Mrs Okafor attended. Okafor reports poor sleep.", "Mrs [NAME] attended. [NAME] reports poor sleep."),
+        # names with diacritics
+        ("seen by Dr Łukasz Wójcik", "seen by Dr [NAME]"),
+        ("Patient: José Núñez-García", "Patient: [NAME]"),
+        ("her daughter named Zoë", "her daughter named [NAME]"),
+        ("Mr Şükrü Öztürk attended", "Mr [NAME] attended"),
     ],
 )
 def test_each_kind_of_identifier_is_replaced_by_its_placeholder(text, expected):
