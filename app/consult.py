@@ -219,7 +219,8 @@ class ConsultPipeline:
             log.warning("case %s: %s", case.get("id", "?"), generation_error)
         t_generation = time.perf_counter()
 
-        verification = check(generated, len(citations), [c["text"] for c in citations], findings.safety_actions)
+        verification = check(generated, len(citations), [c["text"] for c in citations], findings.safety_actions,
+                             findings.urgency)
         if generation_error:
             verification.reason = generation_error
         answer = generated.strip()

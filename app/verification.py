@@ -8,6 +8,10 @@ marker cannot dress up an invented dose. An answer that fails any rule is replac
 the excerpts' own statements that best match the question, each with its marker, so no uncited or
 unsupported recommendation is ever presented as guidance.
 
+In an emergency, an answer must open (within its first two sentences) by restating one of the consult's safety
+actions: advice that ignores the emergency ("managing his detox at home is appropriate" beside a withdrawal
+seizure) would lower the urgency in prose, which the model may never do.
+
 An answer that says the excerpts do not answer the question, cites nothing and recommends nothing is a valid
 abstention (`abstained`), not a failure; the caller shows it with the closest statements it declined to use.
 """
@@ -129,12 +133,19 @@ def abstains(text: str) -> bool:
     return bool(ABSTAIN.search(text)) and not cited_numbers(text)
 
 
+def leads_with_safety(text: str, safety_actions: Sequence[str]) -> bool:
+    """One of the first two sentences restates a safety action (60% of its key facts are in them)."""
+    actions = "\n".join(safety_actions)
+    return any(key_facts(s) and support(s, actions) >= SUPPORT_THRESHOLD for s in sentences(text)[:2])
+
+
 def check(answer: str, n_citations: int, excerpts: Sequence[str] | None = None,
-          safety_actions: Sequence[str] = ()) -> Verification:
+          safety_actions: Sequence[str] = (), urgency: str | None = None) -> Verification:
     """Whether the answer may be shown as written (fallback_used is decided by the caller).
 
     With the excerpts' texts, every cited sentence must also be supported by an excerpt it cites, or by that
-    excerpt together with the consult's safety actions.
+    excerpt together with the consult's safety actions. With `urgency` "emergency", the answer must also open
+    with a safety action (an abstention excepted: it advises nothing).
     """
     numbers = cited_numbers(answer)
     invalid = sorted({n for n in numbers if not 1 <= n <= n_citations})
@@ -153,6 +164,8 @@ def check(answer: str, n_citations: int, excerpts: Sequence[str] | None = None,
         reason = f"{len(uncited)} recommendation(s) without a citation"
     elif unsupported:
         reason = f"{len(unsupported)} sentence(s) not supported by the excerpt they cite"
+    elif urgency == "emergency" and not abstained and not leads_with_safety(answer, safety_actions):
+        reason = "an emergency answer must open with its safety actions"
     return Verification(
         citations_valid=not invalid,
         uncited_recommendations=len(uncited),

@@ -107,6 +107,16 @@ def test_an_abstention_is_shown_with_the_closest_guideline_statements(store):
     assert cited_numbers(tail) and max(cited_numbers(tail)) <= len(result["citations"])
 
 
+def test_an_emergency_answer_that_ignores_the_emergency_is_not_shown(store):
+    beside_the_point = grounded(store, EMERGENCY)
+    result = pipeline(store, beside_the_point).run(EMERGENCY)
+    assert result["urgency"] == "emergency" and result["verification"]["fallback_used"]
+    assert result["verification"]["reason"] == "an emergency answer must open with its safety actions"
+    led = "Urgency is EMERGENCY. Do not leave the patient alone and arrange same-day emergency evaluation [1]."
+    shown = pipeline(store, led).run(EMERGENCY)
+    assert shown["answer"] == led and not shown["verification"]["fallback_used"]
+
+
 def test_a_dead_model_server_still_yields_a_complete_result(store):
     result = pipeline(store, chat=BrokenChat()).run(DEPRESSION)
     assert result["verification"]["fallback_used"]

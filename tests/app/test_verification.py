@@ -110,3 +110,16 @@ def test_an_abstention_that_recommends_nothing_is_a_valid_answer(answer, abstain
     v = check(answer, 2, EXCERPTS)
     assert (v.abstained, v.reason) == (abstained, reason)
     assert abstains(answer) == (abstained or "refer" in answer)
+
+
+def test_an_emergency_answer_must_open_with_a_safety_action():
+    actions = ["Do not leave the patient alone: keep them supervised until handed over.",
+               "Arrange same-day emergency evaluation: emergency department."]
+    led = "Urgency is EMERGENCY. Do not leave the patient alone and arrange same-day emergency evaluation [1]."
+    assert check(led, 2, EXCERPTS, actions, "emergency").reason is None
+    beside_the_point = "Check lithium levels every 3 months in the first year [2]."
+    assert check(beside_the_point, 2, EXCERPTS, actions, "emergency").reason == (
+        "an emergency answer must open with its safety actions")
+    assert check(beside_the_point, 2, EXCERPTS, actions, "urgent").reason is None
+    abstention = "The guideline excerpts provided do not answer this question."
+    assert check(abstention, 2, EXCERPTS, actions, "emergency").abstained

@@ -1,8 +1,8 @@
 """A scripted OpenAI-compatible server on a loopback port: chat streaming, health, metrics, adapters.
 
 The app's tests talk to it over real HTTP exactly as they would to our engine, vLLM or NIM, but its answer is
-fixed by the test (or, by default, the first statement of the prompt's excerpt [1], cited to it, so that it
-passes the app's citation checks), and every answer sent is kept in `sent`, so what the page shows can be
+fixed by the test (or, by default, what a well-tuned model says, so that it passes the app's checks: the
+safety lead in an emergency, then the first statement of the prompt's excerpt [1], cited to it), and every answer sent is kept in `sent`, so what the page shows can be
 asserted.
 """
 
@@ -32,13 +32,18 @@ curbside_prompt_tokens_total 500.0
 
 
 def quote_first_excerpt(messages: list[dict]) -> str:
-    """The first statement of excerpt [1] in the last user message, cited: what a well-tuned model says."""
+    """What a well-tuned model says: in an emergency the safety lead first, then the first statement of
+    excerpt [1] in the last user message, cited."""
     from app.verification import statements
 
     prompt = next(m["content"] for m in reversed(messages) if m["role"] == "user")
     block = prompt[prompt.index("\n[1] "):].split("\n[2] ")[0].split("\n\n")[0]
     body = block.strip().split("\n", 1)[1]  # below the "[1] Title — Section" heading
-    return statements(body)[0].rstrip(".") + " [1]."
+    answer = statements(body)[0].rstrip(".") + " [1]."
+    if "Urgency: EMERGENCY" in prompt:
+        answer = ("Urgency is EMERGENCY. Do not leave the patient alone and arrange same-day emergency "
+                  "evaluation [1]. " + answer)
+    return answer
 
 
 @dataclass

@@ -35,7 +35,8 @@ def test_the_banner_comes_before_the_answer_on_the_page(services, stub):
     at = consult(sign_in("clin"), EMERGENCY)
     body = [getattr(el, "value", "") for el in at.main]
     flat = "\n".join(str(v) for v in body)
-    assert flat.index("EMERGENCY") < flat.index(stub.sent[-1].removesuffix(" [1]."))
+    quoted = stub.sent[-1].rsplit("[1]. ", 1)[-1].removesuffix(" [1].")  # the excerpt's statement
+    assert flat.index("EMERGENCY") < flat.index(quoted)
 
 
 def test_each_citation_expands_to_its_passage_document_section_and_page(services):
