@@ -56,18 +56,19 @@ class Candidate:
     learning_rate: float | None = None
 
 
-# Sized for the 2-core CPU (one step = grad_accum examples): the LoRAs first, since only a LoRA can be served.
-# The second LoRA adapts the top 10 of SmolLM2's 30 layers, which makes a step about 1.8x cheaper.
+# Sized for the 2-core CPU (one step = grad_accum examples). The longest-trained LoRA comes first: it won the
+# selection on this corpus, so a run whose budget runs out still reproduces the shipped adapter. The 45-step
+# LoRAs show what less training gives; the second adapts the top 10 of SmolLM2's 30 layers (steps 1.8x
+# cheaper). Only a LoRA can be served by our engine; prompt tuning and IA3 are trained for the comparison.
 DEFAULT_CANDIDATES = (
+    Candidate("lora-r8-attn-long", MethodConfig("lora", lora_r=8, lora_alpha=16, target_modules=ATTENTION),
+              steps=150, learning_rate=2e-3),
     Candidate("lora-r8-attn", MethodConfig("lora", lora_r=8, lora_alpha=16, target_modules=ATTENTION), steps=45,
               learning_rate=2e-3),
     Candidate("lora-r16-attn-mlp-top10", MethodConfig("lora", lora_r=16, lora_alpha=32, target_modules=ATTENTION_MLP,
                                                       top_layers=10), steps=45, learning_rate=2e-3),
     Candidate("prompt-tuning-20", MethodConfig("prompt", num_virtual_tokens=20), steps=30),
     Candidate("ia3", MethodConfig("ia3"), steps=30),
-    # the first LoRA trained 3.3x longer (300 examples, about two thirds of an epoch): does more data help?
-    Candidate("lora-r8-attn-long", MethodConfig("lora", lora_r=8, lora_alpha=16, target_modules=ATTENTION),
-              steps=150, learning_rate=2e-3),
 )
 
 
