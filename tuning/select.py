@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from curbside.model_store import REGISTRY, sha256_file
+
 from .dataset import DataConfig, canonical_jsonl, generate, import_user_dataset, load_split, stratified
 from .evaluate import EvalConfig, evaluate_model, load_for_eval, write_report
 from .methods import ATTENTION, ATTENTION_MLP, MethodConfig, resolve_base, select_device
@@ -110,20 +112,10 @@ class Budget:
         return self.minutes * 60 - self.elapsed()
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def base_model_identity(name: str, path: Path) -> dict:
     weights = sorted(Path(path).glob("*.safetensors"))
     identity = {"name": name, "path": str(path),
-                "sha256": {w.name: file_sha256(w) for w in weights}}
-    from curbside.model_store import REGISTRY
-
+                "sha256": {w.name: sha256_file(w) for w in weights}}
     if name in REGISTRY:
         identity["package"] = f"{REGISTRY[name].package}=={REGISTRY[name].version}"
         identity["package_sha256"] = REGISTRY[name].sha256
@@ -187,7 +179,7 @@ def publish(adapter_src: Path, target: Path, card: dict, extra_files: list[Path]
 def _eval_key(adapter_dir: Path, records: list[dict], config: SelectConfig) -> str:
     """What an adapter's evaluation depends on: its weights, the exact records and the evaluation settings."""
     weights = sorted(Path(adapter_dir).glob("*.safetensors"))
-    return hashlib.sha256(json.dumps({"weights": [file_sha256(w) for w in weights],
+    return hashlib.sha256(json.dumps({"weights": [sha256_file(w) for w in weights],
                                       "records": canonical_jsonl(records).hex(), "eval": config.eval.__dict__,
                                       "device": config.device, "metrics": METRICS_VERSION},
                                      sort_keys=True).encode()).hexdigest()
