@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
 from support.guidelines import LITHIUM, NALOXONE, doc_ids
+from support.kill import sigkill_at
 
 from app.audit import AuditLog
 from retrieval.store import GuidelineStore, StoreConfig
@@ -64,17 +64,7 @@ def kill_uploader_at(stage: str, nth: int, store_root, data_dir, files, models_d
     proc = subprocess.Popen([sys.executable, "-c", UPLOADER, str(store_root), str(models_dir), str(data_dir), stage,
                              str(nth), str(files)], cwd=repo_root, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(repo_root)})
-    seen = []
-    try:
-        for line in proc.stdout:
-            seen.append(line.strip())
-            if line.strip() in ("PAUSED", "done"):
-                break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    seen = sigkill_at(proc, "PAUSED")
     assert seen and seen[-1] == "PAUSED", f"the upload finished or failed before {stage} #{nth}: {seen}"
     return seen
 

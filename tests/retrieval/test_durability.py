@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 
 import pytest
 from support.guidelines import INSOMNIA, doc_ids
+from support.kill import sigkill_at
 
 from retrieval.store import GuidelineStore
 
@@ -37,17 +37,7 @@ def kill_writer_at(stage: str, store: GuidelineStore, doc_path, models_dir, repo
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(store.root), str(models_dir), stage, str(doc_path)],
                             cwd=repo_root, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(repo_root)})
-    seen = []
-    try:
-        for line in proc.stdout:
-            seen.append(line.strip())
-            if line.strip() in (stage, "done"):
-                break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    seen = sigkill_at(proc, stage)
     assert seen[-1] == stage, f"writer finished or failed before {stage}: {seen}"
     return seen
 

@@ -2,8 +2,8 @@
 
 The app's tests talk to it over real HTTP exactly as they would to our engine, vLLM or NIM, but its answer is
 fixed by the test (or, by default, what a well-tuned model says, so that it passes the app's checks: the
-safety lead in an emergency, then the first statement of the prompt's excerpt [1], cited to it), and every answer sent is kept in `sent`, so what the page shows can be
-asserted.
+safety lead in an emergency, then the first statement of the prompt's excerpt [1], cited to it), and every
+answer sent is kept in `sent`, so what the page shows can be asserted.
 """
 
 from __future__ import annotations
