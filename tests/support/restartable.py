@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from app.eval_runner import wait_ready
 from support.server import ROOT, free_port
 
 
@@ -46,19 +46,12 @@ class RestartableServer:
                str(self.port), *self.args]
         self.process = subprocess.Popen(cmd, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
                                         env=self.env, cwd=ROOT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n"
-                                   f"{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/health/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.kill()
-        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+        try:
+            wait_ready(self.url, self.process, self.log_path, timeout)
+        except RuntimeError:
+            self.kill()
+            raise
+        return self
 
     def kill(self, sig: int = signal.SIGKILL, wait_s: float = 60) -> int | None:
         """Send `sig` and wait for the process to exit; returns its exit status."""

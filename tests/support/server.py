@@ -7,11 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from app.eval_runner import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key-0123456789"
@@ -63,15 +62,9 @@ def start_server(tmp: Path, *args: str, api_key: str | None = None, env: dict | 
         full_env["CURBSIDE_API_KEY"] = api_key
     process = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
     server = RunningServer(process, f"http://127.0.0.1:{port}", api_key, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()[-3000:]}")
-        try:
-            if httpx.get(server.url + "/health/ready", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    server.stop()
-    raise RuntimeError(f"server not ready after {timeout}s:\n{server.log()[-3000:]}")
+    try:
+        wait_ready(server.url, process, log_path, timeout)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
