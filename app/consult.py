@@ -99,6 +99,23 @@ def retrieval_query(question: str, presentation: str, findings: TriageResult, in
     return " ".join(w for w in words if w.strip())
 
 
+def retrieve_hits(search: Callable[..., list], query: str, topics: list[str], k: int) -> list:
+    """Top k hits for the query, with at least one excerpt from each steering topic (two at most).
+
+    `search(query, k=, topics=)` is `GuidelineStore.search`, or a partial of it (the tuning data builder limits
+    it to one split's documents)."""
+    steered = []
+    for topic in topics[:2]:
+        steered += search(query, k=1, topics=[topic])
+    general = search(query, k=k)
+    hits, seen = [], set()
+    for hit in steered + general:
+        if hit.chunk_id not in seen:
+            seen.add(hit.chunk_id)
+            hits.append(hit)
+    return hits[: max(k, len(steered))]
+
+
 class ConsultPipeline:
     """One instance per process: holds the guideline store and the chat client; `run` is thread-safe."""
 
@@ -129,18 +146,7 @@ class ConsultPipeline:
         self.store.search("warm up", k=1)
 
     def retrieve(self, query: str, topics: list[str]) -> list:
-        """Top hits for the question, with at least one excerpt from each steering topic (two at most)."""
-        k = self.config.k
-        steered = []
-        for topic in topics[:2]:
-            steered += self.store.search(query, k=1, topics=[topic])
-        general = self.store.search(query, k=k)
-        hits, seen = [], set()
-        for hit in steered + general:
-            if hit.chunk_id not in seen:
-                seen.add(hit.chunk_id)
-                hits.append(hit)
-        return hits[: max(k, len(steered))]
+        return retrieve_hits(self.store.search, query, topics, self.config.k)
 
     def generate(self, messages: list[dict], on_token: Callable[[str], None] | None) -> str:
         parts = []

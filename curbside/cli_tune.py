@@ -235,13 +235,14 @@ def add_commands(sub) -> None:
     s.add_argument("--budget-minutes", type=float, required=True, help="wall-clock budget for the whole run")
     s.add_argument("--name", default="curbside-consult", help="adapter name under <data-dir>/adapters")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--data", help="your own chat JSONL instead of the generated data")
+    s.add_argument("--data", help="a directory from `curbside tune data` (used as built), or your own chat JSONL "
+                                  "(validated and split) instead of generating the data")
     s.add_argument("--steps", type=int, help="override every candidate's step count")
     s.add_argument("--validation-limit", type=int, default=16, help="validation examples per evaluation")
     s.add_argument("--test-limit", type=int, default=40, help="test examples per evaluation")
     s.add_argument("--candidates", help="comma-separated candidate names to try (default: all, in order: "
-                                        "lora-r8-attn-long, lora-r8-attn, lora-r16-attn-mlp-top10, "
-                                        "prompt-tuning-20, ia3)")
+                                        "lora-r8-attn-epoch, lora-r8-attn-long, lora-r8-attn, "
+                                        "lora-r16-attn-mlp-top10, prompt-tuning-20, ia3)")
     s.add_argument("--model", help="base model (default: the configured model)")
     s.add_argument("--device", help="cpu, cuda or auto")
     s.add_argument("--any-method", action="store_true",

@@ -10,14 +10,19 @@ assistant message is the reference answer, built only from statements of the exc
 - `section`: a question about an excerpt's section heading; the answer quotes its first statements.
 - `no_answer`: the same kind of question over excerpts from other documents only; the answer says the
   excerpts do not answer it and to consult the guideline or a specialist, with no citation.
+- `consult`: a routine vignette (data/tuning/consult_cases.json) with a vague consult question ("What would
+  you start?"); the excerpts are the split's passages that best match the question and presentation, in rank
+  order as retrieval returns them, and the answer quotes the statements sharing most terms with the question
+  and presentation (`consult_answer`), each cited. This is the shape of a real consult: the question alone
+  rarely names the guideline statement, the patient does.
 - `emergency` / `urgent`: a flagged vignette (data/tuning/seed_cases.json) whose triage gives that urgency;
   the answer leads with the urgency and the first safety actions of `TriageResult.safety_actions`, cited to
   the flag topic's pathway excerpt, then answers the question.
 
-The correct excerpt's position is shuffled. Documents (each one topic) are split into train, validation and
-test, and every excerpt of an example, distractors included, comes from its own split's documents, so no
-test example's text was seen in training. Everything is seeded; `manifest.json` records the sha256 of each
-split's canonical JSONL.
+The correct excerpt's position is shuffled (consult excerpts keep their rank order). Documents (each one
+topic) are split into train, validation and test, and every excerpt of an example, distractors included,
+comes from its own split's documents, so no test example's text was seen in training. Everything is seeded;
+`manifest.json` records the sha256 of each split's canonical JSONL.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -50,6 +56,7 @@ SPLITS = ("train", "validation", "test")
 ROLES = ("system", "user", "assistant")
 GENERATOR = "curbside-tuning-data/1"
 SEED_CASES = Path(__file__).resolve().parents[1] / "data" / "tuning" / "seed_cases.json"
+CONSULT_CASES = SEED_CASES.with_name("consult_cases.json")
 GENERIC_PRESENTATION = {"patient": {}, "presentation": "Adult patient seen in primary care for this problem."}
 
 
@@ -67,6 +74,9 @@ class DataConfig:
     flagged_generated_questions: int = 2  # per flagged vignette, generated questions besides its own
     max_answer_words: int = 60
     instrument_rate: float = 0.4
+    consult_statements: int = 4        # statements a consult answer quotes at most
+    consult_answer_words: int = 130
+    consult_sentences: int = 6         # the system prompt's "at most six short sentences"
 
 
 @dataclass
@@ -130,8 +140,11 @@ def _instruments(topic: str, rng: random.Random) -> dict | None:
 
 
 class _Builder:
-    def __init__(self, documents: list[Document], seed_cases: dict, config: DataConfig):
+    def __init__(self, documents: list[Document], seed_cases: dict, config: DataConfig,
+                 consult_cases: list[dict] = (), retriever: Callable[[dict, list[str]], list[Passage]] | None = None):
         self.config = config
+        self.consult_cases = list(consult_cases)
+        self.retriever = retriever
         self.documents = {d.doc_id: d for d in documents}
         self.seed_cases = seed_cases
         self.finder = PhraseFinder(s for d in documents for p in d.passages for s in p.statements)
@@ -302,6 +315,42 @@ class _Builder:
         example.answer = [(sentence, None) for sentence in lead] + [(statement, passage)]
         return example
 
+    def consult_excerpts(self, case: dict, split_docs: list[Document], pool: list[Passage]) -> list[Passage]:
+        """The pipeline's retrieval over this split's documents, or lexical ranking when no store is given."""
+        if self.retriever is not None:
+            return self.retriever(case, [d.doc_id for d in split_docs])
+        return self.ranked(f"{case['question']} {case['presentation']}", pool, set())[: self.config.n_excerpts]
+
+    def consult_examples(self, split_docs: list[Document], rng: random.Random) -> list[Example]:
+        """Each routine vignette of a topic in this split, once per question, over the split's best passages."""
+        pool = [p for d in split_docs for p in d.passages]
+        by_topic = {}
+        for d in split_docs:
+            by_topic.setdefault(d.topic, d)
+        examples = []
+        for vignette in self.consult_cases:
+            doc = by_topic.get(vignette["topic"])
+            if doc is None:
+                continue
+            for question in vignette["questions"]:
+                case = {"patient": dict(vignette.get("patient") or {}), "presentation": vignette["presentation"],
+                        "question": question}
+                if vignette.get("instruments"):
+                    case["instruments"] = json.loads(json.dumps(vignette["instruments"]))
+                _, findings = case_findings(case)
+                if findings.urgency != "routine":
+                    self.dropped.append(f"consult ({vignette['topic']}): triage gave {findings.urgency} "
+                                        f"({question!r})")
+                    continue
+                excerpts = self.consult_excerpts(case, split_docs, pool)
+                answer = consult_answer(question, vignette["presentation"], excerpts, self.config)
+                if not answer:
+                    self.dropped.append(f"consult ({vignette['topic']}): no excerpt statement shares a term with "
+                                        f"{question!r}")
+                    continue
+                examples.append(Example("consult", doc.doc_id, doc.topic, question, case, excerpts, answer))
+        return examples
+
     def reroute_flagged(self, example: Example, split_docs: list[Document], rng: random.Random) -> Example | None:
         """A generated routine example whose question itself raises a flag gets the flagged answer shape."""
         _, findings = case_findings(example.case)
@@ -314,6 +363,34 @@ class _Builder:
         statement, passage = example.answer[0]
         pool = [p for d in split_docs for p in d.passages]
         return self.flagged(example.case, findings, topic_docs, pool, example.question, passage, statement, rng)
+
+
+def consult_answer(question: str, presentation: str, passages: list[Passage], config: DataConfig
+                   ) -> list[tuple[str, Passage]]:
+    """The statements of `passages` that share most terms with the question and presentation, ties to the
+    earlier excerpt and statement; at most `consult_statements`, within the word and sentence limits; in
+    excerpt order. A statement repeated by an overlapping chunk is quoted once."""
+    wanted = terms(f"{question} {presentation}")
+    scored, seen = [], set()
+    for n, passage in enumerate(passages):
+        for order, statement in enumerate(passage.statements):
+            overlap = len(wanted & terms(statement))
+            if overlap and statement not in seen:
+                seen.add(statement)
+                scored.append((-overlap, n, order, statement, passage))
+    scored.sort(key=lambda item: item[:3])
+    chosen, words, count = [], 0, 0
+    for item in scored:
+        if len(chosen) == config.consult_statements:
+            break
+        n_words, n_sentences = len(item[3].split()), len(sentences(item[3]))
+        if chosen and (words + n_words > config.consult_answer_words
+                       or count + n_sentences > config.consult_sentences):
+            continue
+        chosen.append(item)
+        words, count = words + n_words, count + n_sentences
+    chosen.sort(key=lambda item: item[1:3])
+    return [(statement, passage) for *_, statement, passage in chosen]
 
 
 def _answer_text(example: Example) -> str:
@@ -351,17 +428,23 @@ def _record(example: Example, split: str, index: int) -> dict:
     }
 
 
-def build_dataset(documents: list[Document], seed_cases: dict, config: DataConfig = DataConfig()
+def build_dataset(documents: list[Document], seed_cases: dict, config: DataConfig = DataConfig(),
+                  consult_cases: list[dict] = (), retriever: Callable[[dict, list[str]], list[Passage]] | None = None
                   ) -> tuple[dict[str, list[dict]], dict]:
-    """(records by split, manifest); the same documents, seed cases and config always give the same bytes."""
-    builder = _Builder(documents, seed_cases, config)
+    """(records by split, manifest); the same documents, vignettes and config always give the same bytes.
+
+    `retriever(case, doc_ids)` gives consult examples their excerpts (`SplitRetriever`: the pipeline's own
+    retrieval); without one they take the split's best passages by lexical overlap."""
+    builder = _Builder(documents, seed_cases, config, consult_cases, retriever)
     assignment = split_documents(list(builder.documents), config)
     splits: dict[str, list[dict]] = {}
     for split in SPLITS:
         rng = random.Random(f"{config.seed}:{split}")
         docs = [builder.documents[d] for d in assignment[split]]
         examples = []
-        for example in builder.statement_examples(docs, rng) + builder.flagged_examples(docs, rng):
+        generated = (builder.statement_examples(docs, rng) + builder.flagged_examples(docs, rng)
+                     + builder.consult_examples(docs, rng))
+        for example in generated:
             if example.kind in ("statement", "section"):
                 example = builder.reroute_flagged(example, docs, rng)
                 if example is None:
@@ -424,17 +507,55 @@ def write_dataset(out_dir: Path, splits: dict[str, list[dict]], manifest: dict) 
     return manifest
 
 
+def copy_dataset(src: Path, out_dir: Path) -> dict:
+    """A data directory that `write_dataset` wrote, checked against its manifest's hashes, copied to `out_dir`;
+    returns its manifest (so a run on another machine trains on exactly these bytes)."""
+    try:
+        manifest = json.loads((src / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{src}: not a tuning data directory (manifest.json: {e})") from e
+    copies = {}
+    for split in SPLITS:
+        entry = (manifest.get("splits") or {}).get(split)
+        if not isinstance(entry, dict) or "file" not in entry or "sha256" not in entry:
+            raise DatasetError(f"{src / 'manifest.json'}: no {split} split listed")
+        try:
+            data = (src / entry["file"]).read_bytes()
+        except OSError as e:
+            raise DatasetError(f"{src / entry['file']}: {e.strerror or e}") from e
+        if sha256_bytes(data) != entry["sha256"]:
+            raise DatasetError(f"{src / entry['file']}: sha256 differs from manifest.json (edited after it was built)")
+        copies[entry["file"]] = data
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in copies.items():
+        (out_dir / name).write_bytes(data)
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
 def load_seed_cases(path: Path = SEED_CASES) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def load_consult_cases(path: Path = CONSULT_CASES) -> list[dict]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))["cases"]
+
+
 def generate(out_dir: Path, guideline_paths: list[Path], tokenizer_dir: Path, config: DataConfig = DataConfig(),
-             seed_cases_path: Path = SEED_CASES) -> dict:
+             seed_cases_path: Path = SEED_CASES, consult_cases_path: Path = CONSULT_CASES) -> dict:
     """Build the dataset from guideline files and write it; returns the manifest."""
+    from .consult_retrieval import SplitRetriever
     from .corpus import load_corpus
 
     documents = load_corpus(guideline_paths, tokenizer_dir)
-    splits, manifest = build_dataset(documents, load_seed_cases(seed_cases_path), config)
+    consult_cases = load_consult_cases(consult_cases_path)
+    retriever = SplitRetriever(guideline_paths, tokenizer_dir, documents, config.n_excerpts) if consult_cases else None
+    try:
+        splits, manifest = build_dataset(documents, load_seed_cases(seed_cases_path), config, consult_cases,
+                                         retriever)
+    finally:
+        if retriever is not None:
+            retriever.close()
     return write_dataset(out_dir, splits, manifest)
 
 

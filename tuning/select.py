@@ -36,7 +36,15 @@ from pathlib import Path
 
 from curbside.model_store import REGISTRY, sha256_file
 
-from .dataset import DataConfig, canonical_jsonl, generate, import_user_dataset, load_split, stratified
+from .dataset import (
+    DataConfig,
+    canonical_jsonl,
+    copy_dataset,
+    generate,
+    import_user_dataset,
+    load_split,
+    stratified,
+)
 from .evaluate import EvalConfig, evaluate_model, load_for_eval, write_report
 from .methods import ATTENTION, ATTENTION_MLP, MethodConfig, resolve_base, select_device
 from .metrics import METRICS_VERSION, SCORE_WEIGHTS, selection_score
@@ -63,6 +71,8 @@ class Candidate:
 # LoRAs show what less training gives; the second adapts the top 10 of SmolLM2's 30 layers (steps 1.8x
 # cheaper). Only a LoRA can be served by our engine; prompt tuning and IA3 are trained for the comparison.
 DEFAULT_CANDIDATES = (
+    Candidate("lora-r8-attn-epoch", MethodConfig("lora", lora_r=8, lora_alpha=16, target_modules=ATTENTION),
+              steps=300, learning_rate=2e-3),   # one pass over the ~600 training examples
     Candidate("lora-r8-attn-long", MethodConfig("lora", lora_r=8, lora_alpha=16, target_modules=ATTENTION),
               steps=150, learning_rate=2e-3),
     Candidate("lora-r8-attn", MethodConfig("lora", lora_r=8, lora_alpha=16, target_modules=ATTENTION), steps=45,
@@ -89,7 +99,7 @@ class SelectConfig:
     test_limit: int | None = 40
     probe_steps: int = 2
     device: str = "auto"
-    data_file: Path | None = None            # a user-supplied chat JSONL instead of the generated data
+    data_file: Path | None = None            # a built data directory, or a user chat JSONL to validate and split
     servable_only: bool = True               # publish the best LoRA (what the engine can serve)
     resume: Path | None = None               # an earlier run directory to continue
     data_config: DataConfig = field(default_factory=DataConfig)
@@ -255,6 +265,8 @@ def run_select(config: SelectConfig, data_dir: Path, models_dir: Path, guideline
         except (OSError, ValueError) as e:
             raise SelectError(f"cannot resume {work}: it holds no selection run data ({e})") from e
         log(f"resuming {work}")
+    elif config.data_file is not None and Path(config.data_file).is_dir():
+        manifest = copy_dataset(Path(config.data_file), work / "data")
     elif config.data_file is not None:
         manifest = import_user_dataset(Path(config.data_file), work / "data", seed=config.seed)
     else:

@@ -169,3 +169,85 @@ def test_stratified_subsets_keep_every_kind_in_proportion(small_dataset):
     subset = stratified(records, 20, seed=0)
     assert len(subset) == 20 and subset == stratified(records, 20, seed=0)
     assert {r["meta"]["kind"] for r in subset} == {r["meta"]["kind"] for r in records}
+
+
+# --- consult examples -------------------------------------------------------------------------------------
+
+
+def _passage(doc_id: str, n: int, statements: tuple[str, ...]):
+    from tuning.corpus import Passage
+
+    text = "\n".join(f"- {s}" for s in statements)
+    return Passage(chunk_id=f"{doc_id}#{n}", doc_id=doc_id, title=doc_id, topic=doc_id, section="", text=text,
+                   visible=text, statements=statements)
+
+
+def test_a_consult_answer_quotes_the_statements_sharing_most_terms_with_question_and_patient_in_excerpt_order():
+    from tuning.dataset import DataConfig, consult_answer
+
+    first = _passage("a", 0, ("Offer guided self-help for mild depression in adults.",
+                              "Lithium levels are checked every three months."))
+    second = _passage("b", 1, ("Review mild depression within two weeks of starting guided self-help.",
+                               "Offer guided self-help for mild depression in adults."))  # repeated by the overlap
+    answer = consult_answer("Is guided self-help reasonable?", "Adult with mild depression since the spring.",
+                            [first, second], DataConfig(consult_statements=4))
+    assert answer == [("Offer guided self-help for mild depression in adults.", first),
+                      ("Review mild depression within two weeks of starting guided self-help.", second)]
+    one = consult_answer("Is guided self-help reasonable?", "Adult with mild depression.", [first, second],
+                         DataConfig(consult_statements=1))
+    assert one == [("Offer guided self-help for mild depression in adults.", first)]
+    assert consult_answer("Anything?", "Nothing in common.", [first], DataConfig()) == []
+
+
+def test_consult_vignettes_become_examples_in_the_split_of_their_topic_over_that_splits_retrieval(
+        small_corpus, small_config):
+    vignettes = [
+        {"topic": "insomnia", "patient": {"age": 50, "sex": "male"},
+         "presentation": "50-year-old with chronic insomnia for a year, waking at 3 am; no mood symptoms.",
+         "questions": ["What should I try before a sleeping tablet?", "Is zolpidem reasonable?"]},
+        {"topic": "depression", "patient": {"age": 40},
+         "presentation": "40-year-old with low mood who plans to overdose on his tablets tonight.",
+         "questions": ["What should I start?"]},
+        {"topic": "ptsd", "presentation": "Not in the small corpus.", "questions": ["What helps?"]},
+    ]
+    calls = []
+
+    def retriever(case, doc_ids):
+        calls.append((case["question"], doc_ids))
+        pool = [p for d in small_corpus if d.doc_id in doc_ids for p in d.passages]
+        return pool[:4]
+
+    splits, manifest = build_dataset(small_corpus, load_seed_cases(), small_config, vignettes, retriever)
+    consult = {s: [r for r in splits[s] if r["meta"]["kind"] == "consult"] for s in SPLITS}
+    insomnia_split = next(s for s in SPLITS if "insomnia-cbti" in manifest["documents"][s])
+    assert sorted(r["meta"]["case"]["question"] for r in consult[insomnia_split]) == [
+        "Is zolpidem reasonable?", "What should I try before a sleeping tablet?"]
+    assert sum(len(v) for v in consult.values()) == 2  # the flagged one is dropped, the missing topic skipped
+    assert any("consult (depression): triage gave emergency" in d for d in manifest["dropped"])
+    for _, doc_ids in calls:
+        assert sorted(doc_ids) == manifest["documents"][insomnia_split]  # never another split's text
+    for record in consult[insomnia_split]:
+        retrieved = [p.chunk_id for d in small_corpus if d.doc_id in manifest["documents"][insomnia_split]
+                     for p in d.passages][:4]
+        assert record["meta"]["chunk_ids"] == retrieved
+        answer = record["messages"][-1]["content"]
+        assert check(answer, 4).reason is None
+        assert 1 <= len(cited_numbers(answer)) and len(re.findall(r"\[\d\]", answer)) <= 6
+
+
+def test_a_built_data_directory_is_used_as_built_and_an_edited_one_is_refused(small_dataset, tmp_path):
+    from tuning.dataset import copy_dataset
+
+    splits, manifest = small_dataset
+    written = write_dataset(tmp_path / "built", splits, manifest)
+    copied = copy_dataset(tmp_path / "built", tmp_path / "run" / "data")
+    assert copied["sha256"] == written["sha256"]
+    for split in SPLITS:
+        assert (tmp_path / "run" / "data" / f"{split}.jsonl").read_bytes() == canonical_jsonl(splits[split])
+    edited = tmp_path / "built" / "validation.jsonl"
+    edited.write_bytes(edited.read_bytes().replace(b"NICE", b"NIC", 1))
+    with pytest.raises(DatasetError, match=r"validation\.jsonl: sha256 differs"):
+        copy_dataset(tmp_path / "built", tmp_path / "again")
+    assert not (tmp_path / "again").exists()  # nothing half-copied
+    with pytest.raises(DatasetError, match="not a tuning data directory"):
+        copy_dataset(tmp_path / "nowhere", tmp_path / "again")
