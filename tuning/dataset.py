@@ -11,10 +11,10 @@ assistant message is the reference answer, built only from statements of the exc
 - `no_answer`: the same kind of question over excerpts from other documents only; the answer says the
   excerpts do not answer it and to consult the guideline or a specialist, with no citation.
 - `consult`: a routine vignette (data/tuning/consult_cases.json) with a vague consult question ("What would
-  you start?"); the excerpts are the split's passages that best match the question and presentation, in rank
-  order as retrieval returns them, and the answer quotes the statements sharing most terms with the question
-  and presentation (`consult_answer`), each cited. This is the shape of a real consult: the question alone
-  rarely names the guideline statement, the patient does.
+  you start?"); the excerpts are what the pipeline's own retrieval returns over the split's documents
+  (`SplitRetriever`), in rank order, and the answer quotes from each excerpt the statement sharing most terms
+  with the question and presentation (`consult_answer`), each cited. This is the shape of a real consult: the
+  question alone rarely names the guideline statement, the patient does.
 - `emergency` / `urgent`: a flagged vignette (data/tuning/seed_cases.json) whose triage gives that urgency;
   the answer leads with the urgency and the first safety actions of `TriageResult.safety_actions`, cited to
   the flag topic's pathway excerpt, then answers the question.
@@ -367,30 +367,29 @@ class _Builder:
 
 def consult_answer(question: str, presentation: str, passages: list[Passage], config: DataConfig
                    ) -> list[tuple[str, Passage]]:
-    """The statements of `passages` that share most terms with the question and presentation, ties to the
-    earlier excerpt and statement; at most `consult_statements`, within the word and sentence limits; in
-    excerpt order. A statement repeated by an overlapping chunk is quoted once."""
+    """One statement from each excerpt, in excerpt order: the one sharing most terms with the question and
+    presentation (ties to the earlier statement). An excerpt sharing no term is skipped, a statement repeated by
+    an overlapping chunk is quoted once, and the answer stops at `consult_statements` statements or the word
+    and sentence limits. Retrieval ranks the excerpts, so the answer leads with the best one's point."""
     wanted = terms(f"{question} {presentation}")
-    scored, seen = [], set()
-    for n, passage in enumerate(passages):
-        for order, statement in enumerate(passage.statements):
-            overlap = len(wanted & terms(statement))
-            if overlap and statement not in seen:
-                seen.add(statement)
-                scored.append((-overlap, n, order, statement, passage))
-    scored.sort(key=lambda item: item[:3])
-    chosen, words, count = [], 0, 0
-    for item in scored:
+    chosen: list[tuple[str, Passage]] = []
+    words = count = 0
+    for passage in passages:
         if len(chosen) == config.consult_statements:
             break
-        n_words, n_sentences = len(item[3].split()), len(sentences(item[3]))
+        quoted = {s for s, _ in chosen}
+        best = max(((len(wanted & terms(s)), -i, s) for i, s in enumerate(passage.statements) if s not in quoted),
+                   default=None)
+        if best is None or best[0] == 0:
+            continue
+        statement = best[2]
+        n_words, n_sentences = len(statement.split()), len(sentences(statement))
         if chosen and (words + n_words > config.consult_answer_words
                        or count + n_sentences > config.consult_sentences):
             continue
-        chosen.append(item)
+        chosen.append((statement, passage))
         words, count = words + n_words, count + n_sentences
-    chosen.sort(key=lambda item: item[1:3])
-    return [(statement, passage) for *_, statement, passage in chosen]
+    return chosen
 
 
 def _answer_text(example: Example) -> str:

@@ -182,20 +182,20 @@ def _passage(doc_id: str, n: int, statements: tuple[str, ...]):
                    visible=text, statements=statements)
 
 
-def test_a_consult_answer_quotes_the_statements_sharing_most_terms_with_question_and_patient_in_excerpt_order():
+def test_a_consult_answer_quotes_from_each_excerpt_the_statement_closest_to_question_and_patient():
     from tuning.dataset import DataConfig, consult_answer
 
-    first = _passage("a", 0, ("Offer guided self-help for mild depression in adults.",
-                              "Lithium levels are checked every three months."))
-    second = _passage("b", 1, ("Review mild depression within two weeks of starting guided self-help.",
-                               "Offer guided self-help for mild depression in adults."))  # repeated by the overlap
-    answer = consult_answer("Is guided self-help reasonable?", "Adult with mild depression since the spring.",
-                            [first, second], DataConfig(consult_statements=4))
+    first = _passage("a", 0, ("Lithium levels are checked every three months.",
+                              "Offer guided self-help for mild depression in adults."))
+    unrelated = _passage("c", 2, ("Clozapine needs regular blood counts.",))
+    second = _passage("b", 1, ("Offer guided self-help for mild depression in adults.",  # repeated by the overlap
+                               "Review mild depression within two weeks of starting guided self-help."))
+    question, patient = "Is guided self-help reasonable?", "Adult with mild depression since the spring."
+    answer = consult_answer(question, patient, [first, unrelated, second], DataConfig())
     assert answer == [("Offer guided self-help for mild depression in adults.", first),
                       ("Review mild depression within two weeks of starting guided self-help.", second)]
-    one = consult_answer("Is guided self-help reasonable?", "Adult with mild depression.", [first, second],
-                         DataConfig(consult_statements=1))
-    assert one == [("Offer guided self-help for mild depression in adults.", first)]
+    assert consult_answer(question, patient, [first, second], DataConfig(consult_statements=1)) == answer[:1]
+    assert consult_answer(question, patient, [first, second], DataConfig(consult_answer_words=12)) == answer[:1]
     assert consult_answer("Anything?", "Nothing in common.", [first], DataConfig()) == []
 
 
