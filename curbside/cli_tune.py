@@ -241,8 +241,8 @@ def add_commands(sub) -> None:
     s.add_argument("--validation-limit", type=int, default=16, help="validation examples per evaluation")
     s.add_argument("--test-limit", type=int, default=40, help="test examples per evaluation")
     s.add_argument("--candidates", help="comma-separated candidate names to try (default: all, in order: "
-                                        "lora-r8-attn-epoch, lora-r8-attn-long, lora-r8-attn, "
-                                        "lora-r16-attn-mlp-top10, prompt-tuning-20, ia3)")
+                                        "lora-r8-attn-long, lora-r8-attn, lora-r16-attn-mlp-top10, "
+                                        "prompt-tuning-20, ia3, lora-r8-attn-epoch)")
     s.add_argument("--model", help="base model (default: the configured model)")
     s.add_argument("--device", help="cpu, cuda or auto")
     s.add_argument("--any-method", action="store_true",

@@ -156,6 +156,11 @@ class _Builder:
             self._terms[p.chunk_id] = terms(f"{p.title} {p.section} {p.visible}")
         return self._terms[p.chunk_id]
 
+    def weight(self, words: set[str]) -> float:
+        """Summed inverse document frequency, added in sorted order: a set's own order follows the process's
+        string hash seed, and float addition in another order could break a near-tie the other way."""
+        return sum(self.finder.idf(t) for t in sorted(words))
+
     def ranked(self, query: str, pool: list[Passage], exclude: set[str]) -> list[Passage]:
         """Pool passages by inverse-document-frequency-weighted term overlap with the query (lexical retrieval)."""
         wanted = terms(query)
@@ -163,7 +168,7 @@ class _Builder:
         for p in pool:
             if p.chunk_id in exclude:
                 continue
-            score = sum(self.finder.idf(t) for t in wanted & self.passage_terms(p))
+            score = self.weight(wanted & self.passage_terms(p))
             scored.append((-score, p.chunk_id, p))
         scored.sort(key=lambda s: (s[0], s[1]))
         return [p for _, _, p in scored]
@@ -216,8 +221,7 @@ class _Builder:
             for p in doc.passages:
                 for s in p.statements:
                     found = terms(s)
-                    score = (sum(self.finder.idf(t) for t in pathway & found),
-                             sum(self.finder.idf(t) for t in context & found))
+                    score = (self.weight(pathway & found), self.weight(context & found))
                     if best is None or score > best[0]:
                         best = (score, p, s)
         if best is None:
