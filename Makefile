@@ -55,7 +55,7 @@ bench: setup
 
 # Builds the tuning data from the guidelines, trains candidate adapters within the budget, keeps the best
 # in var/adapters/curbside-consult/ with its model_card.json (serve, the app and eval then use it).
-TUNE_BUDGET_MINUTES ?= 150
+TUNE_BUDGET_MINUTES ?= 120
 tune: setup
 	nice -n 15 $(VENV)/bin/curbside tune select --budget-minutes $(TUNE_BUDGET_MINUTES)
 

@@ -43,7 +43,7 @@ def cmd_data(args) -> int:
         if args.from_jsonl:
             manifest = import_user_dataset(Path(args.from_jsonl), out, seed=args.seed)
         else:
-            config = DataConfig(seed=args.seed, n_excerpts=args.excerpts)
+            config = DataConfig(seed=args.seed, n_excerpts=args.excerpts, consult=args.consult)
             manifest = generate(out, _guidelines(args), embedder_tokenizer_dir(s.model_dir), config)
     except DatasetError as e:
         return _error(str(e))
@@ -190,6 +190,8 @@ def add_commands(sub) -> None:
     d.add_argument("--out", help="output directory (default <data-dir>/tuning/data)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--excerpts", type=int, default=4, help="excerpts per prompt (the consult pipeline's k)")
+    d.add_argument("--consult", action="store_true",
+                   help="add consult-vignette examples (data/tuning/consult_cases.json; see the README)")
     d.add_argument("--guidelines", nargs="+", help="guideline files or directories (default: the bundled corpus)")
     d.add_argument("--from-jsonl", help="validate and split your own chat JSONL instead of generating data")
     d.set_defaults(func=cmd_data)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `curbside tune select` on a lent GPU machine, where the repository travels without its venv or models.
 #
-#   scripts/gpu_tune.sh prepare          here: .gpu/ (data, the base GGUF in three parts, its sha256 and
+#   scripts/gpu_tune.sh prepare [--consult]  here: .gpu/ (data, the base GGUF in three parts, its sha256 and
 #                                        manifest) and .whl/ (the pinned transformers, peft and gguf wheels)
 #   scripts/gpu_tune.sh stash            there: keep the carried .gpu/ files in /tmp/curbside-stash
 #   scripts/gpu_tune.sh run OUT [args]   there: assemble, verify, select; args go to scripts/gpu_tune.py
@@ -17,7 +17,7 @@ stash=/tmp/curbside-stash
 case "${1:-}" in
 prepare)
     rm -rf .gpu && mkdir -p .gpu .whl
-    .venv/bin/curbside tune data --out .gpu/data
+    .venv/bin/curbside tune data --out .gpu/data "${@:2}"
     gguf=$(ls var/models/smollm2-135m-instruct/*.gguf)
     (cd "$(dirname "$gguf")" && sha256sum "$(basename "$gguf")") > .gpu/gguf.sha256
     split -n 3 -d "$gguf" .gpu/gguf.part-

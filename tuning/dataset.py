@@ -10,11 +10,11 @@ assistant message is the reference answer, built only from statements of the exc
 - `section`: a question about an excerpt's section heading; the answer quotes its first statements.
 - `no_answer`: the same kind of question over excerpts from other documents only; the answer says the
   excerpts do not answer it and to consult the guideline or a specialist, with no citation.
-- `consult`: a routine vignette (data/tuning/consult_cases.json) with a vague consult question ("What would
-  you start?"); the excerpts are what the pipeline's own retrieval returns over the split's documents
-  (`SplitRetriever`), in rank order, and the answer quotes from each excerpt the statement sharing most terms
-  with the question and presentation (`consult_answer`), each cited. This is the shape of a real consult: the
-  question alone rarely names the guideline statement, the patient does.
+- `consult` (with `DataConfig.consult`): a routine vignette (data/tuning/consult_cases.json) with a vague
+  consult question ("What would you start?"); the excerpts are what the pipeline's own retrieval returns
+  over the split's documents (`SplitRetriever`), in rank order, and the answer quotes from each excerpt the
+  statement sharing most terms with the question and presentation (`consult_answer`), each cited. This is the
+  shape of a real consult: the question alone rarely names the guideline statement, the patient does.
 - `emergency` / `urgent`: a flagged vignette (data/tuning/seed_cases.json) whose triage gives that urgency;
   the answer leads with the urgency and the first safety actions of `TriageResult.safety_actions`, cited to
   the flag topic's pathway excerpt, then answers the question.
@@ -74,6 +74,7 @@ class DataConfig:
     flagged_generated_questions: int = 2  # per flagged vignette, generated questions besides its own
     max_answer_words: int = 60
     instrument_rate: float = 0.4
+    consult: bool = False              # add the consult-vignette examples (opt-in: see the README's Tuning section)
     consult_statements: int = 4        # statements a consult answer quotes at most
     consult_answer_words: int = 130
     consult_sentences: int = 6         # the system prompt's "at most six short sentences"
@@ -551,7 +552,7 @@ def generate(out_dir: Path, guideline_paths: list[Path], tokenizer_dir: Path, co
     from .corpus import load_corpus
 
     documents = load_corpus(guideline_paths, tokenizer_dir)
-    consult_cases = load_consult_cases(consult_cases_path)
+    consult_cases = load_consult_cases(consult_cases_path) if config.consult else []
     retriever = SplitRetriever(guideline_paths, tokenizer_dir, documents, config.n_excerpts) if consult_cases else None
     try:
         splits, manifest = build_dataset(documents, load_seed_cases(seed_cases_path), config, consult_cases,

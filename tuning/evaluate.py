@@ -36,7 +36,7 @@ from .metrics import aggregate, score_example
 @dataclass(frozen=True)
 class EvalConfig:
     batch_size: int = 16
-    max_new_tokens: int = 192  # a consult answer quotes up to four statements (~170 tokens)
+    max_new_tokens: int = 96   # consult-example answers (DataConfig.consult) need about 192
     max_seq_len: int = 1024
     device: str = "auto"
 
