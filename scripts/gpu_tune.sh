@@ -43,7 +43,8 @@ run)
     cat .gpu/gguf.part-* > "$model/SmolLM2-135M-Instruct.Q4_1.gguf"
     cp .gpu/manifest.json "$model/"
     (cd "$model" && sha256sum -c "$OLDPWD/.gpu/gguf.sha256")
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/tune.log"
+    { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"; } \
+        | tee "$out/tune.log"
     python3 scripts/gpu_tune.py --root "$root" --data .gpu/data "$@" 2>&1 | tee -a "$out/tune.log"
     cd "$root"
     run=$(ls -d tuning/runs/*/ | tail -1)
