@@ -81,7 +81,7 @@ DEFAULT_CANDIDATES = (
     Candidate("prompt-tuning-20", MethodConfig("prompt", num_virtual_tokens=20), steps=30),
     Candidate("ia3", MethodConfig("ia3"), steps=30),
     Candidate("lora-r8-attn-epoch", MethodConfig("lora", lora_r=8, lora_alpha=16, target_modules=ATTENTION),
-              steps=300, learning_rate=2e-3),   # one pass over the ~600 training examples
+              steps=300, learning_rate=2e-3),   # 600 examples: about one pass over the data
 )
 
 
