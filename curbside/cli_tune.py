@@ -130,22 +130,20 @@ def cmd_eval(args) -> int:
 
 def cmd_select(args) -> int:
     from tuning.dataset import DatasetError
-    from tuning.select import DEFAULT_CANDIDATES, SelectConfig, SelectError, run_select
+    from tuning.evaluate import EvalConfig
+    from tuning.select import SelectConfig, SelectError, candidates_named, run_select
 
     s = _settings(args)
-    candidates = DEFAULT_CANDIDATES
-    if args.candidates:
-        wanted = [c.strip() for c in args.candidates.split(",") if c.strip()]
-        known = {c.name: c for c in DEFAULT_CANDIDATES}
-        unknown = [w for w in wanted if w not in known]
-        if unknown:
-            return _error(f"unknown candidate(s) {unknown}; known: {', '.join(known)}")
-        candidates = tuple(known[w] for w in wanted)
+    try:
+        candidates = candidates_named(args.candidates)
+    except SelectError as e:
+        return _error(str(e))
     config = SelectConfig(candidates=candidates, budget_minutes=args.budget_minutes, name=args.name, seed=args.seed,
                           base_model=args.model or s.model, steps=args.steps,
                           validation_limit=args.validation_limit, test_limit=args.test_limit,
                           data_file=Path(args.data) if args.data else None, device=args.device or "auto",
-                          servable_only=not args.any_method, resume=Path(args.resume) if args.resume else None)
+                          servable_only=not args.any_method, resume=Path(args.resume) if args.resume else None,
+                          eval=EvalConfig(max_new_tokens=args.max_new_tokens))
     if config.resume is not None and config.data_file is not None:
         return _error("--resume continues on the data the run was built with; leave out --data")
     try:
@@ -242,6 +240,8 @@ def add_commands(sub) -> None:
     s.add_argument("--steps", type=int, help="override every candidate's step count")
     s.add_argument("--validation-limit", type=int, default=16, help="validation examples per evaluation")
     s.add_argument("--test-limit", type=int, default=40, help="test examples per evaluation")
+    s.add_argument("--max-new-tokens", type=int, default=96,
+                   help="answer length when evaluating (consult-example data from `tune data --consult`: 192)")
     s.add_argument("--candidates", help="comma-separated candidate names to try (default: all, in order: "
                                         "lora-r8-attn-long, lora-r8-attn, lora-r16-attn-mlp-top10, "
                                         "prompt-tuning-20, ia3, lora-r8-attn-epoch)")

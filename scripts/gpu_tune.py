@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from tuning.select import DEFAULT_CANDIDATES, SelectConfig, run_select
+from tuning.evaluate import EvalConfig
+from tuning.select import SelectConfig, candidates_named, run_select
 
 
 def main() -> None:
@@ -19,14 +20,12 @@ def main() -> None:
     ap.add_argument("--candidates", help="comma-separated candidate names (default: all)")
     ap.add_argument("--validation-limit", type=int, default=16)
     ap.add_argument("--test-limit", type=int, default=40)
+    ap.add_argument("--max-new-tokens", type=int, default=96, help="192 for `tune data --consult` data")
     args = ap.parse_args()
-    candidates = DEFAULT_CANDIDATES
-    if args.candidates:
-        wanted = args.candidates.split(",")
-        candidates = tuple(c for c in DEFAULT_CANDIDATES if c.name in wanted)
     config = SelectConfig(budget_minutes=args.budget_minutes, data_file=args.data, steps=args.steps,
-                          device=args.device, candidates=candidates, validation_limit=args.validation_limit,
-                          test_limit=args.test_limit)
+                          device=args.device, candidates=candidates_named(args.candidates),
+                          validation_limit=args.validation_limit, test_limit=args.test_limit,
+                          eval=EvalConfig(max_new_tokens=args.max_new_tokens))
     card = run_select(config, args.root, args.root / "models", progress=False)
     print(json.dumps({"published": card.get("published"), "chosen": card.get("chosen"), "test": card.get("test")},
                      indent=1, default=str))

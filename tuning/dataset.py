@@ -320,15 +320,8 @@ class _Builder:
         example.answer = [(sentence, None) for sentence in lead] + [(statement, passage)]
         return example
 
-    def consult_excerpts(self, case: dict, split_docs: list[Document], pool: list[Passage]) -> list[Passage]:
-        """The pipeline's retrieval over this split's documents, or lexical ranking when no store is given."""
-        if self.retriever is not None:
-            return self.retriever(case, [d.doc_id for d in split_docs])
-        return self.ranked(f"{case['question']} {case['presentation']}", pool, set())[: self.config.n_excerpts]
-
     def consult_examples(self, split_docs: list[Document], rng: random.Random) -> list[Example]:
-        """Each routine vignette of a topic in this split, once per question, over the split's best passages."""
-        pool = [p for d in split_docs for p in d.passages]
+        """Each routine vignette of a topic in this split, once per question, over the split's retrieval."""
         by_topic = {}
         for d in split_docs:
             by_topic.setdefault(d.topic, d)
@@ -347,7 +340,7 @@ class _Builder:
                     self.dropped.append(f"consult ({vignette['topic']}): triage gave {findings.urgency} "
                                         f"({question!r})")
                     continue
-                excerpts = self.consult_excerpts(case, split_docs, pool)
+                excerpts = self.retriever(case, [d.doc_id for d in split_docs])
                 answer = consult_answer(question, vignette["presentation"], excerpts, self.config)
                 if not answer:
                     self.dropped.append(f"consult ({vignette['topic']}): no excerpt statement shares a term with "
@@ -438,7 +431,9 @@ def build_dataset(documents: list[Document], seed_cases: dict, config: DataConfi
     """(records by split, manifest); the same documents, vignettes and config always give the same bytes.
 
     `retriever(case, doc_ids)` gives consult examples their excerpts (`SplitRetriever`: the pipeline's own
-    retrieval); without one they take the split's best passages by lexical overlap."""
+    retrieval); consult cases need one."""
+    if consult_cases and retriever is None:
+        raise DatasetError("consult cases need a retriever (tuning.consult_retrieval.SplitRetriever)")
     builder = _Builder(documents, seed_cases, config, consult_cases, retriever)
     assignment = split_documents(list(builder.documents), config)
     splits: dict[str, list[dict]] = {}

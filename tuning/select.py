@@ -85,6 +85,19 @@ DEFAULT_CANDIDATES = (
 )
 
 
+
+def candidates_named(names: str | None) -> tuple[Candidate, ...]:
+    """The default candidates named in a comma-separated list, in its order; all of them for None or ""."""
+    wanted = [n.strip() for n in (names or "").split(",") if n.strip()]
+    if not wanted:
+        return DEFAULT_CANDIDATES
+    known = {c.name: c for c in DEFAULT_CANDIDATES}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise SelectError(f"unknown candidate(s) {unknown}; known: {', '.join(known)}")
+    return tuple(known[w] for w in wanted)
+
+
 @dataclass
 class SelectConfig:
     budget_minutes: float

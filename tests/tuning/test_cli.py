@@ -49,3 +49,18 @@ def test_a_bad_user_file_is_reported_with_its_line(tmp_path, capsys):
     code = main(["--data-dir", str(tmp_path), "tune", "data", "--from-jsonl", str(bad), "--out", str(tmp_path / "o")])
     _, err = capsys.readouterr()
     assert code == 2 and f"{bad}:1: the last message must be the assistant's answer" in err
+
+
+def test_select_refuses_an_unknown_candidate_naming_the_known_ones(tmp_path, capsys):
+    code = main(["--data-dir", str(tmp_path), "tune", "select", "--budget-minutes", "1",
+                 "--candidates", "lora-r8-attn-long,lora-r99"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "lora-r99" in err and "prompt-tuning-20" in err
+    assert not (tmp_path / "tuning").exists()  # refused before any work
+
+
+def test_candidates_are_taken_in_the_order_named():
+    from tuning.select import DEFAULT_CANDIDATES, candidates_named
+
+    assert [c.name for c in candidates_named("ia3, lora-r8-attn-long")] == ["ia3", "lora-r8-attn-long"]
+    assert candidates_named(None) == candidates_named("") == DEFAULT_CANDIDATES

@@ -277,3 +277,9 @@ def test_the_data_hash_does_not_depend_on_the_process_string_hash_seed(minilm_di
         assert done.returncode == 0, done.stderr[-2000:]
         digests.add(done.stdout.strip().splitlines()[-1])
     assert len(digests) == 1
+
+
+def test_consult_cases_without_a_retriever_are_refused(small_corpus, small_config):
+    vignette = {"topic": "insomnia", "presentation": "Chronic insomnia.", "questions": ["What should I try?"]}
+    with pytest.raises(DatasetError, match="consult cases need a retriever"):
+        build_dataset(small_corpus, load_seed_cases(), small_config, [vignette])
