@@ -226,7 +226,7 @@ class ConsultPipeline:
         t_generation = time.perf_counter()
 
         verification = check(generated, len(citations), [c["text"] for c in citations], findings.safety_actions,
-                             findings.urgency)
+                             findings.urgency, question)
         if generation_error:
             verification.reason = generation_error
         answer = generated.strip()

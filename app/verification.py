@@ -12,6 +12,11 @@ In an emergency, an answer must open (within its first two sentences) by restati
 actions: advice that ignores the emergency ("managing his detox at home is appropriate" beside a withdrawal
 seizure) would lower the urgency in prose, which the model may never do.
 
+Two more rules catch a small model's commonest misses: an answer must address the question (it shares a term
+with the question, among the question's terms that the excerpts contain: "Can we start buprenorphine here?"
+answered with the withdrawal scale's bands is grounded but not an answer), and it may not say the same sentence
+twice (a degenerate loop).
+
 An answer that says the excerpts do not answer the question, cites nothing and recommends nothing is a valid
 abstention (`abstained`), not a failure; the caller shows it with the closest statements it declined to use.
 """
@@ -139,13 +144,39 @@ def leads_with_safety(text: str, safety_actions: Sequence[str]) -> bool:
     return any(key_facts(s) and support(s, actions) >= SUPPORT_THRESHOLD for s in sentences(text)[:2])
 
 
+def repeated_sentence(text: str) -> str | None:
+    """The first sentence the text says twice (markers, case and spacing ignored), if any."""
+    seen = set()
+    for sentence in sentences(text):
+        key = " ".join(_words(sentence))
+        if key in seen:
+            return sentence
+        seen.add(key)
+    return None
+
+
+# The talk around a consult question ("What do I do now?", "Is that OK here?"): it names nothing to answer about.
+CONVERSATIONAL = frozenset(
+    """now today tonight here just really ok okay need get go want think thing anything something else also please
+tell say know sure way well much many still yet ever again one first next right best good fine worried happen""".split()
+)
+
+
+def unaddressed_terms(answer: str, question: str, excerpts: Sequence[str]) -> list[str]:
+    """The question's terms (conversational words aside) that the excerpts contain, when the answer uses none of
+    them (else [])."""
+    asked = (terms(question) - CONVERSATIONAL) & terms("\n".join(excerpts))
+    return [] if not asked or asked & terms(answer) else sorted(asked)
+
+
 def check(answer: str, n_citations: int, excerpts: Sequence[str] | None = None,
-          safety_actions: Sequence[str] = (), urgency: str | None = None) -> Verification:
+          safety_actions: Sequence[str] = (), urgency: str | None = None, question: str = "") -> Verification:
     """Whether the answer may be shown as written (fallback_used is decided by the caller).
 
     With the excerpts' texts, every cited sentence must also be supported by an excerpt it cites, or by that
-    excerpt together with the consult's safety actions. With `urgency` "emergency", the answer must also open
-    with a safety action (an abstention excepted: it advises nothing).
+    excerpt together with the consult's safety actions, and with the `question` too, the answer must address
+    it (`unaddressed_terms`). With `urgency` "emergency", the answer must also open with a safety action. An
+    abstention is exempt from both: it advises nothing, and the caller shows the closest statements with it.
     """
     numbers = cited_numbers(answer)
     invalid = sorted({n for n in numbers if not 1 <= n <= n_citations})
@@ -153,6 +184,9 @@ def check(answer: str, n_citations: int, excerpts: Sequence[str] | None = None,
     unsupported = (unsupported_sentences(answer, excerpts, "\n".join(safety_actions))
                    if excerpts is not None and not invalid else [])
     abstained = abstains(answer) and not uncited
+    repeated = repeated_sentence(answer)
+    unaddressed = (unaddressed_terms(answer, question, excerpts)
+                   if question and excerpts is not None and not abstained else [])
     reason = None
     if not answer.strip():
         reason = "empty answer"
@@ -164,6 +198,10 @@ def check(answer: str, n_citations: int, excerpts: Sequence[str] | None = None,
         reason = f"{len(uncited)} recommendation(s) without a citation"
     elif unsupported:
         reason = f"{len(unsupported)} sentence(s) not supported by the excerpt they cite"
+    elif repeated:
+        reason = f"repeats a sentence: {repeated[:60]!r}"
+    elif unaddressed:
+        reason = f"does not address the question (uses none of {', '.join(unaddressed[:5])})"
     elif urgency == "emergency" and not abstained and not leads_with_safety(answer, safety_actions):
         reason = "an emergency answer must open with its safety actions"
     return Verification(

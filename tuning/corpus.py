@@ -1,9 +1,10 @@
 """The guideline corpus as the model sees it: the store's chunks, each cut as the consult prompt quotes it.
 
 Chunking reuses retrieval's own `prepare_document` with the embedder's tokenizer, so a passage here is
-byte for byte a chunk that `GuidelineStore.search` would return for the bundled corpus; `visible` is the
-part `app.prompting.build_messages` shows the model (`EXCERPT_PROMPT_CHARS`), and reference answers only
-ever quote statements from that part.
+byte for byte a chunk that `GuidelineStore.search` would return for the bundled corpus. `visible` is the
+chunk's lead (its first `EXCERPT_PROMPT_CHARS`): the builder writes questions about those statements only, so two
+overlapping chunks never ask about the same one. The prompt itself shows each excerpt focused on the example's
+question (`app.prompting.focus`), and an example whose answer that view hides is dropped (`hidden_statements`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ BOILERPLATE = re.compile(r"demonstration content|verify against the cited source
 
 @dataclass(frozen=True)
 class Passage:
-    """One retrieval chunk: `text` is cited in full, `visible` is what the prompt quotes."""
+    """One retrieval chunk: `text` is cited in full (and focused for the prompt), `visible` is its lead."""
 
     chunk_id: str  # "<doc_id>#<ordinal>"
     doc_id: str
@@ -33,7 +34,7 @@ class Passage:
     section: str
     text: str
     visible: str
-    statements: tuple[str, ...]  # quotable statements inside `visible`, in order
+    statements: tuple[str, ...]  # quotable statements inside `visible`, in order: what questions are about
 
 
 @dataclass

@@ -19,6 +19,10 @@ assistant message is the reference answer, built only from statements of the exc
   the answer leads with the urgency and the first safety actions of `TriageResult.safety_actions`, cited to
   the flag topic's pathway excerpt, then answers the question.
 
+Each prompt shows its excerpts focused on the example's question, as the pipeline does
+(`app.prompting.focus`); an example whose answer statement the focused excerpt hides is dropped (listed in the
+manifest's `dropped`), so a reference never quotes what the model was not shown.
+
 The correct excerpt's position is shuffled (consult excerpts keep their rank order). Documents (each one
 topic) are split into train, validation and test, and every excerpt of an example, distractors included,
 comes from its own split's documents, so no test example's text was seen in training. Everything is seeded;
@@ -37,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from app.instruments import score_all
-from app.prompting import Excerpt, build_messages, findings_text
+from app.prompting import Excerpt, build_messages, findings_text, focus
 from app.triage import FLAG_KINDS, triage
 from app.verification import check, sentences, terms
 
@@ -203,7 +207,7 @@ class _Builder:
         the only excerpt that holds the answer.
         """
         exclude = {p.chunk_id for p in required}
-        exclude |= {p.chunk_id for p in pool if any(s in p.visible for s in answer_text)}
+        exclude |= {p.chunk_id for p in pool if any(s in p.text for s in answer_text)}
         chosen = list(dict.fromkeys(required))
         for p in self.ranked(query, pool, exclude):
             if len(chosen) >= self.config.n_excerpts:
@@ -274,7 +278,7 @@ class _Builder:
         phrase, or 40% of the statement's terms."""
         found = self.passage_terms(passage)
         wanted = terms(statement)
-        return (statement in passage.visible or terms(phrase) <= found
+        return (statement in passage.text or terms(phrase) <= found
                 or len(wanted & found) >= 0.4 * max(1, len(wanted)))
 
     def flagged_examples(self, split_docs: list[Document], rng: random.Random) -> list[Example]:
@@ -404,6 +408,17 @@ def _answer_text(example: Example) -> str:
     return " ".join(parts)
 
 
+def hidden_statements(example: Example) -> list[str]:
+    """Answer sentences that the prompt's focused excerpt (`app.prompting.focus`) does not show the model."""
+    hidden = []
+    for text, passage in example.answer:
+        if passage is None:
+            continue
+        shown = focus(passage.text, example.case["question"], example.case["presentation"])
+        hidden += [s for s in sentences(text) if s.rstrip(".").rstrip() not in shown]
+    return hidden
+
+
 def _record(example: Example, split: str, index: int) -> dict:
     answer = _answer_text(example)
     messages = prompt_messages(example.case, example.passages)
@@ -451,6 +466,10 @@ def build_dataset(documents: list[Document], seed_cases: dict, config: DataConfi
             examples.append(example)
         records = []
         for example in examples:
+            if hidden := hidden_statements(example):
+                builder.dropped.append(f"{split} {example.kind} ({example.doc_id}): the focused excerpt hides "
+                                       f"{hidden[0][:60]!r}")
+                continue
             record = _record(example, split, len(records))
             answer = record["messages"][-1]["content"]
             if example.kind != "no_answer" and check(answer, len(example.passages)).reason is not None:

@@ -8,7 +8,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from app.consult import CaseError, ConsultConfig, ConsultPipeline
-from app.verification import cited_numbers, statements
+from app.verification import cited_numbers, statements, terms
 from retrieval.store import GuidelineStore, StoreConfig
 
 DEPRESSION = {
@@ -53,9 +53,11 @@ def pipeline(store, *answers: str, chat=None) -> ConsultPipeline:
 
 
 def grounded(store, case: dict) -> str:
-    """A sentence the first retrieved excerpt supports (retrieval is deterministic), cited to it."""
+    """A statement of the first retrieved excerpt (retrieval is deterministic), the one sharing most terms with the
+    question, cited to it."""
     first = pipeline(store, "").run(case)["citations"][0]["text"]
-    return statements(first)[0].rstrip(".") + " [1]."
+    asked = terms(case["question"])
+    return max(statements(first), key=lambda s: len(asked & terms(s))).rstrip(".") + " [1]."
 
 
 def test_a_grounded_answer_is_shown_as_written_with_its_citations(store):
@@ -95,6 +97,18 @@ def test_a_citation_that_does_not_support_its_sentence_is_never_presented_as_gui
     v = result["verification"]
     assert v["citations_valid"] and v["fallback_used"] and v["unsupported_sentences"] == [invented]
     assert "2000 mg" not in result["answer"] and result["generated_answer"] == invented
+
+
+def test_a_grounded_answer_to_another_question_is_not_shown(store):
+    citations = pipeline(store, "").run(DEPRESSION)["citations"]
+    asked = terms(DEPRESSION["question"])
+    other = next((n, s) for n, c in enumerate(citations, 1) for s in statements(c["text"])
+                 if len(s) > 40 and not asked & terms(s))
+    beside_the_point = f"{other[1].rstrip('.')} [{other[0]}]."
+    result = pipeline(store, beside_the_point).run(DEPRESSION)
+    v = result["verification"]
+    assert v["fallback_used"] and v["reason"].startswith("does not address the question (uses none of ")
+    assert "antidepressant" in v["reason"] and result["answer"].startswith("From the cited guidelines:")
 
 
 def test_an_abstention_is_shown_with_the_closest_guideline_statements(store):

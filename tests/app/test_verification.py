@@ -123,3 +123,24 @@ def test_an_emergency_answer_must_open_with_a_safety_action():
     assert check(beside_the_point, 2, EXCERPTS, actions, "urgent").reason is None
     abstention = "The guideline excerpts provided do not answer this question."
     assert check(abstention, 2, EXCERPTS, actions, "emergency").abstained
+
+
+def test_an_answer_that_says_a_sentence_twice_is_not_shown():
+    looped = "Offer CBT for moderate depression [1]. Review within 2 weeks [1]. Offer CBT for  moderate depression [1]."
+    assert check(looped, 2, EXCERPTS).reason == "repeats a sentence: 'Offer CBT for  moderate depression [1].'"
+    assert check("Offer CBT for moderate depression [1]. Review within 2 weeks [1].", 2, EXCERPTS).reason is None
+
+
+def test_an_answer_must_address_the_question_when_the_excerpts_can():
+    question = "How often should lithium levels be checked?"
+    beside_the_point = "Offer CBT for moderate depression [1]."
+    assert check(beside_the_point, 2, EXCERPTS, question=question).reason == (
+        "does not address the question (uses none of level, lithium)")
+    assert check("Check lithium levels every 3 months in the first year [2].", 2, EXCERPTS,
+                 question=question).reason is None
+    # the excerpts hold none of the question's terms: nothing to hold the answer to
+    assert check(beside_the_point, 2, EXCERPTS, question="Can she drive?").reason is None
+    # an abstention advises nothing; the pipeline shows the closest statements with it
+    abstention = "The guideline excerpts provided do not answer this question."
+    assert check(abstention, 2, EXCERPTS, question=question).abstained
+    assert check(beside_the_point, 2, EXCERPTS).reason is None  # without the question the rule is off

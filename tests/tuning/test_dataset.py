@@ -283,3 +283,17 @@ def test_consult_cases_without_a_retriever_are_refused(small_corpus, small_confi
     vignette = {"topic": "insomnia", "presentation": "Chronic insomnia.", "questions": ["What should I try?"]}
     with pytest.raises(DatasetError, match="consult cases need a retriever"):
         build_dataset(small_corpus, load_seed_cases(), small_config, [vignette])
+
+
+def test_an_example_whose_answer_the_focused_excerpt_hides_is_named():
+    from tuning.dataset import Example, hidden_statements
+
+    filler = tuple(f"Withdrawal scale item {i} scores sweating and restlessness from 0 to 4 points." for i in range(10))
+    answer = "Buprenorphine can be started in primary care once withdrawal is at least mild."
+    passage = _passage("opioids", 0, (*filler, answer))
+    case = {"presentation": "Man, 34.", "question": "Can we start buprenorphine here?"}
+    asked = Example("statement", "opioids", "opioids", case["question"], case, [passage], [(answer, passage)])
+    assert hidden_statements(asked) == []  # beyond the first 600 characters, but what the question asks about
+    other = {**case, "question": "How is the withdrawal scale item scored?"}
+    unasked = Example("statement", "opioids", "opioids", other["question"], other, [passage], [(answer, passage)])
+    assert hidden_statements(unasked) == [answer]
