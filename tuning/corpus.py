@@ -1,4 +1,4 @@
-"""The guideline corpus as the model sees it: the store's chunks, each cut as the consult prompt quotes it.
+"""The guideline corpus as the model sees it: the store's chunks, each with the lead that questions are written about.
 
 Chunking reuses retrieval's own `prepare_document` with the embedder's tokenizer, so a passage here is
 byte for byte a chunk that `GuidelineStore.search` would return for the bundled corpus. `visible` is the
