@@ -35,9 +35,11 @@ def test_the_question_outranks_the_presentation():
     assert "item 1" not in shown
 
 
-def test_the_model_reads_the_focused_excerpt_and_the_citation_keeps_the_chunk():
-    messages = build_messages("Can we start buprenorphine here?", "Man, 34.", "- Urgency: ROUTINE",
+def test_the_prompt_quotes_each_excerpt_as_focused_on_the_question():
+    question, patient = "Can we start buprenorphine here?", "Man, 34."
+    messages = build_messages(question, patient, "- Urgency: ROUTINE",
                               [Excerpt(1, "Opioid use disorder", "Induction", CHUNK)])
     user = messages[1]["content"]
-    assert "[1] Opioid use disorder — Induction\n" in user and ANSWER in user
-    assert OPENING[0] not in user or len(user) < len(CHUNK)
+    shown = focus(CHUNK, question, patient)
+    assert f"[1] Opioid use disorder — Induction\n{shown}\n\nPatient: " in user
+    assert ANSWER in shown and OPENING[-1] not in shown
