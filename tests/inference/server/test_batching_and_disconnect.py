@@ -88,9 +88,11 @@ def test_a_disconnected_stream_is_aborted_and_frees_its_blocks(server):
             "max_tokens": 4000, "ignore_eos": True, "stream": True}
     with httpx.stream("POST", server.base_url + "/chat/completions", json=body, headers=server.headers(),
                       timeout=60) as r:
-        for i, _ in enumerate(r.iter_lines()):
-            if i > 5:
-                break
+        assert r.status_code == 200, r.read()
+        # Hold the line iterator while the metrics are read: breaking out of a `for` over it would drop the
+        # generator, and closing it closes the connection, which the server rightly treats as a disconnect.
+        lines = r.iter_lines()
+        first = [next(lines) for _ in range(7)]
         # The gauges are sampled at the instant /metrics is read; the request may be between steps or
         # preempted back to waiting, so look a few times for it in the engine while the stream is open.
         deadline, in_engine = time.monotonic() + 10, 0.0
@@ -98,7 +100,8 @@ def test_a_disconnected_stream_is_aborted_and_frees_its_blocks(server):
             in_engine = metric(server, "curbside_num_requests_running") + metric(server,
                                                                                  "curbside_num_requests_waiting")
             time.sleep(0.05)
-        assert in_engine >= 1, f"the stream was not in the engine while being read: {in_engine}"
+        assert in_engine >= 1, (f"the stream was not in the engine while being read: {in_engine}\n{first}\n"
+                                f"{server.log()[-3000:]}")
     wait_idle(server)
 
 
