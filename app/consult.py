@@ -233,11 +233,12 @@ class ConsultPipeline:
         if verification.abstained and not verification.reason and citations:
             # the model says the excerpts do not answer; show that, and what it declined to use
             answer += "\n\n" + extractive_answer(question, [c["text"] for c in citations],
-                                                  heading="Closest statements in the retrieved guidelines:")
+                                                  heading="Closest statements in the retrieved guidelines:",
+                                                  presentation=presentation)
         if verification.reason:
             verification.fallback_used = True
             answer = (
-                extractive_answer(question, [c["text"] for c in citations])
+                extractive_answer(question, [c["text"] for c in citations], presentation=presentation)
                 if citations
                 else ("No guideline excerpt matched this question; no recommendation can be given.")
             )

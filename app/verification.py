@@ -228,9 +228,10 @@ def statements(excerpt: str) -> list[str]:
 
 
 def extractive_answer(query: str, excerpts: list[str], max_statements: int = 5,
-                      heading: str = "From the cited guidelines:") -> str:
-    """The excerpt statements that share most terms with the query, best first, each with its [n]."""
-    wanted = terms(query)
+                      heading: str = "From the cited guidelines:", presentation: str = "") -> str:
+    """The excerpt statements that share most terms with the question and the patient's presentation, each
+    with its [n], in excerpt order. A vague question ("What now?") leaves the presentation to pick them."""
+    wanted = terms(f"{query} {presentation}")
     scored = []
     for n, excerpt in enumerate(excerpts, 1):
         for order, statement in enumerate(statements(excerpt)):

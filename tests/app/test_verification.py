@@ -72,6 +72,15 @@ def test_the_extractive_fallback_quotes_matching_statements_with_valid_markers()
     assert "serotonin" not in answer  # statements sharing no term with the question are left out
 
 
+def test_a_vague_question_lets_the_presentation_pick_the_fallback_statements():
+    presentation = "On lithium for bipolar disorder since March; her levels were last checked in June."
+    by_question = extractive_answer("What now?", EXCERPTS)
+    assert "lithium" not in by_question  # "what now" shares no term with any statement: the first two are shown
+    answer = extractive_answer("What now?", EXCERPTS, presentation=presentation)
+    assert "- Check lithium levels every 3 months in the first year. [2]" in answer
+    assert "serotonin" not in answer
+
+
 def test_a_cited_sentence_must_say_what_its_excerpt_says():
     grounded = "Review within 2 weeks of starting an antidepressant [1]."
     assert check(grounded, 2, EXCERPTS).reason is None
