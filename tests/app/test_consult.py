@@ -8,7 +8,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from app.consult import CaseError, ConsultConfig, ConsultPipeline
-from app.verification import cited_numbers, statements, terms
+from app.verification import cited_numbers, extractive_answer, statements, terms
 from retrieval.store import GuidelineStore, StoreConfig
 
 DEPRESSION = {
@@ -83,6 +83,18 @@ def test_an_answer_citing_a_missing_excerpt_falls_back_to_guideline_statements(s
         n = int(line.rsplit("[", 1)[1].rstrip("]"))
         quoted = line[2:].rsplit(" [", 1)[0].rstrip(".")
         assert quoted in result["citations"][n - 1]["text"]  # an exact statement of the cited excerpt
+
+
+def test_the_fallback_to_a_vague_question_quotes_the_statements_about_this_patient(store):
+    case = {"id": "t-3", "patient": {"age": 52, "sex": "male"}, "question": "What now?",
+            "presentation": "Bipolar disorder on lithium for a year; his lithium level and thyroid function "
+                            "were last checked eight months ago."}
+    result = pipeline(store, "Start sertraline 50 mg [9].").run(case)
+    texts = [c["text"] for c in result["citations"]]
+    assert result["verification"]["fallback_used"]
+    assert result["answer"] == extractive_answer(case["question"], texts, presentation=case["presentation"])
+    assert result["answer"] != extractive_answer(case["question"], texts)  # the question alone picks others
+    assert "lithium" in result["answer"].lower()
 
 
 def test_an_uncited_recommendation_is_never_presented_as_guidance(store):
