@@ -5,8 +5,8 @@ that cites must say what its excerpt says: at least 60% of its key facts (conten
 `key_facts`) appear in one of the excerpts it cites, or in the consult's own safety actions (deterministic,
 already on the clinician's screen: "do not leave the patient alone [2]" restates them), so a valid-looking
 marker cannot dress up an invented dose. An answer that fails any rule is replaced by an extractive answer:
-the excerpts' own statements that best match the question, each with its marker, so no uncited or
-unsupported recommendation is ever presented as guidance.
+the excerpts' own statements that best match the question and the patient's presentation, each with its
+marker, so no uncited or unsupported recommendation is ever presented as guidance.
 
 In an emergency, an answer must open (within its first two sentences) by restating one of the consult's safety
 actions: advice that ignores the emergency ("managing his detox at home is appropriate" beside a withdrawal
@@ -227,11 +227,11 @@ def statements(excerpt: str) -> list[str]:
     return bullets or sentences(" ".join(lines))
 
 
-def extractive_answer(query: str, excerpts: list[str], max_statements: int = 5,
+def extractive_answer(question: str, excerpts: list[str], max_statements: int = 5,
                       heading: str = "From the cited guidelines:", presentation: str = "") -> str:
     """The excerpt statements that share most terms with the question and the patient's presentation, each
     with its [n], in excerpt order. A vague question ("What now?") leaves the presentation to pick them."""
-    wanted = terms(f"{query} {presentation}")
+    wanted = terms(f"{question} {presentation}")
     scored = []
     for n, excerpt in enumerate(excerpts, 1):
         for order, statement in enumerate(statements(excerpt)):
